@@ -1,0 +1,107 @@
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { create as createTar } from 'tar';
+import { BerthClient } from '@berth/client';
+import { makeBusyboxRootfs } from '../../../../test/support/busybox.js';
+import { isRoot } from '../../../../test/support/privileged.js';
+
+/** A running engine the client tests talk to: berthd or Docker's own dockerd. */
+export interface Engine {
+  name: 'dockerd' | 'berthd';
+  host: string;
+  socketPath: string;
+  stop(): Promise<void>;
+}
+
+/** Whether Debian's docker.io (dockerd) is installed here; its tests skip with a message otherwise. */
+export const dockerdAvailable = isRoot && spawnSync('sh', ['-c', 'command -v dockerd'], { encoding: 'utf8' }).status === 0;
+
+/**
+ * Starts dockerd on a temporary socket, data root and exec root, without touching the host's
+ * firewall or bridges (no iptables, no bridge: containers get `--network none`). Stopped by PID.
+ */
+export async function startDockerd(): Promise<Engine> {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-client-dockerd-'));
+  const socketPath = join(dir, 'docker.sock');
+  const child: ChildProcess = spawn(
+    'dockerd',
+    [
+      '--host', `unix://${socketPath}`,
+      '--data-root', join(dir, 'root'),
+      '--exec-root', join(dir, 'exec'),
+      '--pidfile', join(dir, 'docker.pid'),
+      '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--bridge=none',
+      '--storage-driver=overlay2',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let log = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    log = (log + d.toString()).slice(-4000);
+  });
+  const client = new BerthClient({ host: `unix://${socketPath}` });
+  const deadline = Date.now() + 60_000;
+  try {
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`dockerd exited early: ${log}`);
+      if (existsSync(socketPath)) {
+        try {
+          await client.ping({ timeout: 1000 });
+          break;
+        } catch {
+          // not ready yet
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`dockerd did not answer within 60 s: ${log}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } catch (error) {
+    child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  } finally {
+    client.close();
+  }
+  return {
+    name: 'dockerd',
+    host: `unix://${socketPath}`,
+    socketPath,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      spawnSync('umount', ['-R', join(dir, 'root')], { stdio: 'ignore' });
+      spawnSync('umount', ['-R', join(dir, 'exec')], { stdio: 'ignore' });
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Imports the shared busybox root filesystem as `name` (`docker import` through the client),
+ * with `CMD ["sh"]`. Returns the image ID.
+ */
+export async function importBusybox(client: BerthClient, name: string): Promise<void> {
+  const rootfs = await makeBusyboxRootfs();
+  try {
+    const tar = createTar({ cwd: rootfs, portable: false }, ['.']);
+    const colon = name.lastIndexOf(':');
+    for await (const _ of await client.images.import(tar as unknown as AsyncIterable<Uint8Array>, { repo: name.slice(0, colon), tag: name.slice(colon + 1), changes: ['CMD ["sh"]'] })) {
+      // drain
+    }
+  } finally {
+    await rm(rootfs, { recursive: true, force: true });
+  }
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}

@@ -1,0 +1,27 @@
+import type { Readable } from 'node:stream';
+
+/** One message of the legacy builder's JSON stream. */
+export type BuildMessage = { stream: string } | { aux: { ID: string } } | { status: string; id?: string };
+
+export interface BuildRequest {
+  context: Readable;
+  dockerfile: string;
+  tags: string[];
+  buildArgs: Record<string, string>;
+  labels: Record<string, string>;
+  target?: string;
+  noCache: boolean;
+  pull: boolean;
+  quiet: boolean;
+  platform?: string;
+  networkMode?: string;
+  /** Decoded X-Registry-Config: registry host → credentials. */
+  auths: Record<string, { username?: string; password?: string; identitytoken?: string }>;
+  onMessage: (message: BuildMessage) => void;
+  signal?: AbortSignal;
+}
+
+/** `POST /build`, implemented over the Dockerfile builder of @berth/image. */
+export interface ImageBuilder {
+  build(request: BuildRequest): Promise<{ id: string }>;
+}

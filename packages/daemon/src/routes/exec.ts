@@ -1,0 +1,60 @@
+import type { Router } from '../api/router.js';
+import { intValue } from '../api/query.js';
+import { validateExecCreate, validateExecStart } from '../api/schemas.js';
+import { frame } from '../api/stdcopy.js';
+import { ConflictError, InvalidParameterError } from '../errors.js';
+import type { DaemonServices } from './context.js';
+import { pumpSession, streamContentType } from './containers.js';
+
+export function registerExecRoutes(router: Router, s: DaemonServices): void {
+  router.add('POST', '/containers/:id/exec', async (ctx) => {
+    const body = await ctx.json(validateExecCreate, { required: true });
+    const exec = s.execs.create(ctx.param('id'), body);
+    ctx.sendJson(201, { Id: exec.ID });
+  });
+
+  router.add('POST', '/exec/:id/start', async (ctx) => {
+    const exec = s.execs.get(ctx.param('id'));
+    const body = await ctx.jsonPrefix(validateExecStart);
+    if (exec.Started) throw new ConflictError(`Error: Exec command ${exec.ID} has already run`);
+    const tty = body.Tty ?? exec.Config.Tty ?? false;
+    const consoleSize = body.ConsoleSize ?? exec.Config.ConsoleSize ?? null;
+    if (body.Detach) {
+      await s.execs.start(exec, tty);
+      ctx.send(200);
+      return;
+    }
+    const stream = ctx.hijack(streamContentType(tty, ctx.version));
+    try {
+      const session = await s.execs.start(exec, tty);
+      if (tty && consoleSize && consoleSize.length === 2 && (consoleSize[0] ?? 0) > 0) {
+        await session.resize({ rows: consoleSize[0]!, cols: consoleSize[1]! }).catch(() => undefined);
+      }
+      await pumpSession(stream, session, tty, {
+        stdin: exec.Config.AttachStdin ?? false,
+        stdout: exec.Config.AttachStdout ?? true,
+        stderr: exec.Config.AttachStderr ?? true,
+      });
+      // ExitCode must be final before the stream closes: clients read /exec/{id}/json right after.
+      await exec.done;
+    } catch (error) {
+      const message = Buffer.from(`${(error as Error).message}\r\n`);
+      if (!stream.output.destroyed) stream.output.write(tty ? message : frame('stdout', message));
+    }
+    stream.end();
+  });
+
+  router.add('POST', '/exec/:id/resize', async (ctx) => {
+    const exec = s.execs.get(ctx.param('id'));
+    const h = intValue(ctx.query, 'h', 0);
+    const w = intValue(ctx.query, 'w', 0);
+    if (h < 0 || w < 0) throw new InvalidParameterError('invalid height or width');
+    if (!exec.session) throw new ConflictError(`exec ${exec.ID} is not running`);
+    await exec.session.resize({ rows: h, cols: w });
+    ctx.send(200);
+  });
+
+  router.add('GET', '/exec/:id/json', (ctx) => {
+    ctx.sendJson(200, s.execs.inspect(s.execs.get(ctx.param('id'))));
+  });
+}

@@ -1,0 +1,325 @@
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, open, readlink, rm, symlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { join, posix } from 'node:path';
+import { InvalidLayerError, UnsafeLayerError } from '../errors.js';
+import type { Digest } from '../content/types.js';
+import { decompressStream } from './decompress.js';
+import { mknod, setXattr } from './fs-ops.js';
+import { ByteSource, readTar } from './tar-reader.js';
+import type { TarHeader } from './tar-reader.js';
+
+export const WHITEOUT_PREFIX = '.wh.';
+export const OPAQUE_WHITEOUT = '.wh..wh..opq';
+
+export interface ApplyLayerOptions {
+  /**
+   * Directories of the layers below, top first — the merged view this layer is applied onto.
+   * Used to copy metadata of parent directories and to copy up hardlink targets.
+   */
+  lowers?: string[];
+  /** Refuse the layer once its uncompressed tar exceeds this many bytes (decompression bombs). */
+  maxSize?: number;
+  /** Apply uid/gid from the archive (default: when running as root). */
+  preserveOwnership?: boolean;
+  /** What to do with block/char device entries: create (default when root), skip, or refuse. */
+  devices?: 'create' | 'skip' | 'refuse';
+  /** Called with the number of uncompressed bytes consumed so far. */
+  onProgress?: (uncompressedBytes: number) => void;
+}
+
+export interface ApplyLayerResult {
+  /** sha256 of the uncompressed tar stream. */
+  diffId: Digest;
+  /** Length of the uncompressed tar stream. */
+  size: number;
+  entries: number;
+}
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Splits an archive path into clean components; refuses absolute paths and `..`. */
+export function entryComponents(path: string, what = 'path'): string[] {
+  if (path.startsWith('/')) throw new UnsafeLayerError(path, `absolute ${what}`);
+  const parts = path.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new UnsafeLayerError(path, `${what} contains ".."`);
+  for (const p of parts) if (p.includes('\0')) throw new UnsafeLayerError(path, `${what} contains NUL`);
+  return parts;
+}
+
+async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT' || (err as { code?: string }).code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+function isWhiteoutDevice(st: Stats): boolean {
+  return st.isCharacterDevice() && st.rdev === 0;
+}
+
+/**
+ * Keeps every write inside `root`: each parent component is checked with lstat (never
+ * followed), created when missing (copying the metadata the merged lower view has for it), and
+ * remembered; removals forget everything below them. Nothing here ever follows a symlink.
+ */
+class RootResolver {
+  private readonly dirs = new Set<string>(['']);
+
+  constructor(
+    readonly root: string,
+    private readonly lowers: string[],
+    private readonly chown: boolean,
+  ) {}
+
+  abs(parts: string[]): string {
+    return parts.length === 0 ? this.root : join(this.root, ...parts);
+  }
+
+  /** Metadata of `parts` in the merged lower view, or undefined (absent, whited out, hidden). */
+  async lowerStat(parts: string[]): Promise<{ st: Stats; path: string } | undefined> {
+    outer: for (const lower of this.lowers) {
+      let path = lower;
+      for (let i = 0; i < parts.length; i++) {
+        path = join(path, parts[i] as string);
+        const st = await lstatOrUndefined(path);
+        if (!st) continue outer;
+        if (isWhiteoutDevice(st)) return undefined;
+        if (i === parts.length - 1) return { st, path };
+        if (!st.isDirectory()) return undefined; // a non-directory hides everything below it
+      }
+    }
+    return undefined;
+  }
+
+  /** Makes sure every component of `parts` is a real directory inside root (creating it). */
+  async ensureDir(parts: string[], entry: string): Promise<string> {
+    for (let i = 1; i <= parts.length; i++) {
+      const rel = parts.slice(0, i).join('/');
+      if (this.dirs.has(rel)) continue;
+      const path = this.abs(parts.slice(0, i));
+      const st = await lstatOrUndefined(path);
+      if (st) {
+        if (st.isSymbolicLink()) throw new UnsafeLayerError(entry, `path goes through the symlink ${rel}`);
+        if (!st.isDirectory()) {
+          if (isWhiteoutDevice(st)) {
+            // A directory re-created over a whiteout from this layer: replace the marker.
+            await rm(path);
+            await mkdir(path, { mode: 0o755 });
+          } else throw new UnsafeLayerError(entry, `${rel} is not a directory`);
+        }
+      } else {
+        const lower = await this.lowerStat(parts.slice(0, i));
+        if (lower && lower.st.isSymbolicLink()) throw new UnsafeLayerError(entry, `path goes through the symlink ${rel} (in a lower layer)`);
+        if (lower && !lower.st.isDirectory()) throw new UnsafeLayerError(entry, `${rel} is not a directory (in a lower layer)`);
+        await mkdir(path, { mode: 0o755 });
+        if (lower) {
+          // Copy-up of the directory's metadata, as overlayfs would do for a write below it.
+          if (this.chown) await lchown(path, lower.st.uid, lower.st.gid);
+          await chmod(path, lower.st.mode & 0o7777);
+          await lutimes(path, lower.st.atime, lower.st.mtime);
+        }
+      }
+      this.dirs.add(rel);
+    }
+    return this.abs(parts);
+  }
+
+  /** Removes whatever is at `parts` (not following links) and forgets cached dirs below it. */
+  async remove(parts: string[]): Promise<void> {
+    const rel = parts.join('/');
+    await rm(this.abs(parts), { recursive: true, force: true });
+    for (const d of this.dirs) if (d === rel || d.startsWith(`${rel}/`)) this.dirs.delete(d);
+  }
+
+  markDir(parts: string[]): void {
+    this.dirs.add(parts.join('/'));
+  }
+
+  hasDir(rel: string): boolean {
+    return this.dirs.has(rel);
+  }
+}
+
+/**
+ * Unpacks a layer (gzip, zstd or plain tar, sniffed) into `root`, the layer's own directory in
+ * overlayfs form: `.wh.<name>` becomes a 0:0 character device, `.wh..wh..opq` sets
+ * `trusted.overlay.opaque=y` on its directory. Streams: nothing is held in memory beyond a chunk.
+ * Throws `UnsafeLayerError` for entries that would escape the root (nothing outside is touched:
+ * every component is lstat-checked and symlinks are never followed) and `InvalidLayerError` for
+ * malformed archives or a layer larger than `maxSize`. Returns the diffID computed on the way.
+ */
+export async function applyLayer(
+  root: string,
+  source: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>,
+  options: ApplyLayerOptions = {},
+): Promise<ApplyLayerResult> {
+  const chown = options.preserveOwnership ?? isRoot;
+  const devices = options.devices ?? (isRoot ? 'create' : 'skip');
+  const maxSize = options.maxSize ?? Number.POSITIVE_INFINITY;
+  await mkdir(root, { recursive: true, mode: 0o755 });
+  const resolver = new RootResolver(root, options.lowers ?? [], chown);
+  const hash = createHash('sha256');
+  let size = 0;
+  let lastReport = 0;
+  const src = new ByteSource(decompressStream(source), (chunk) => {
+    hash.update(chunk);
+    size += chunk.length;
+    if (size > maxSize) throw new InvalidLayerError(`layer expands to more than ${maxSize} bytes; refusing it (decompression bomb?)`);
+    if (options.onProgress && size - lastReport >= 1 << 20) {
+      lastReport = size;
+      options.onProgress(size);
+    }
+  });
+  const created = new Set<string>();
+  const dirTimes = new Map<string, number>();
+  let entries = 0;
+
+  for await (const { header, body } of readTar(src)) {
+    entries++;
+    const parts = entryComponents(header.path);
+    const rel = parts.join('/');
+    const name = parts[parts.length - 1];
+
+    if (name === undefined) {
+      // The root itself ("./"): only directory metadata applies.
+      if (header.type !== 'directory') throw new UnsafeLayerError(header.path, 'only a directory may name the root');
+      await applyMetadata(root, header, chown);
+      dirTimes.set('', header.mtime);
+      continue;
+    }
+    const parentParts = parts.slice(0, -1);
+
+    if (name.startsWith(WHITEOUT_PREFIX)) {
+      const parent = await resolver.ensureDir(parentParts, header.path);
+      if (name === OPAQUE_WHITEOUT) {
+        await setXattr(parent, 'trusted.overlay.opaque', Buffer.from('y'));
+        continue;
+      }
+      const target = name.slice(WHITEOUT_PREFIX.length);
+      if (target === '' || target === '.' || target === '..' || target.startsWith(WHITEOUT_PREFIX)) {
+        throw new UnsafeLayerError(header.path, 'whiteout names no valid file');
+      }
+      const targetParts = [...parentParts, target];
+      // A whiteout only hides lower layers; never delete what this same layer created.
+      if (created.has(targetParts.join('/'))) continue;
+      await resolver.remove(targetParts);
+      await mknod(join(parent, target), 'c', 0o000, 0, 0);
+      if (chown) await lchown(join(parent, target), 0, 0);
+      continue;
+    }
+
+    const parent = await resolver.ensureDir(parentParts, header.path);
+    const path = join(parent, name);
+    const existing = await lstatOrUndefined(path);
+    if (existing && !(existing.isDirectory() && header.type === 'directory')) {
+      await resolver.remove(parts);
+      for (const d of dirTimes.keys()) if (d === rel || d.startsWith(`${rel}/`)) dirTimes.delete(d);
+    }
+
+    switch (header.type) {
+      case 'directory': {
+        if (!existing || !existing.isDirectory()) await mkdir(path, { mode: 0o700 });
+        resolver.markDir(parts);
+        await applyMetadata(path, header, chown);
+        dirTimes.set(rel, header.mtime);
+        break;
+      }
+      case 'file': {
+        const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        try {
+          for await (const piece of body()) {
+            let off = 0;
+            while (off < piece.length) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;
+          }
+          if (chown) await fh.chown(header.uid, header.gid);
+          await fh.chmod(header.mode);
+          for (const [k, v] of header.xattrs) if (allowedXattr(k)) await setXattr(path, k, v);
+          await fh.utimes(header.mtime, header.mtime);
+        } finally {
+          await fh.close();
+        }
+        break;
+      }
+      case 'symlink': {
+        if (header.linkpath.includes('\0')) throw new UnsafeLayerError(header.path, 'symlink target contains NUL');
+        await symlink(header.linkpath, path);
+        if (chown) await lchown(path, header.uid, header.gid);
+        await lutimes(path, header.mtime, header.mtime);
+        break;
+      }
+      case 'hardlink': {
+        const targetParts = entryComponents(header.linkpath, 'hardlink target');
+        if (targetParts.length === 0) throw new UnsafeLayerError(header.path, 'hardlink to the root');
+        if (targetParts.join('/') === rel) throw new UnsafeLayerError(header.path, 'hardlink to itself');
+        const targetParent = await resolver.ensureDir(targetParts.slice(0, -1), header.path);
+        const targetPath = join(targetParent, targetParts[targetParts.length - 1] as string);
+        let st = await lstatOrUndefined(targetPath);
+        if (!st) {
+          const lower = await resolver.lowerStat(targetParts);
+          if (!lower) throw new UnsafeLayerError(header.path, `hardlink target ${header.linkpath} does not exist`);
+          if (!lower.st.isFile()) throw new UnsafeLayerError(header.path, `hardlink target ${header.linkpath} in a lower layer is not a regular file`);
+          // Copy the lower file up so the link has something to point at (what overlayfs does).
+          await copyFile(lower.path, targetPath, constants.COPYFILE_EXCL);
+          if (chown) await lchown(targetPath, lower.st.uid, lower.st.gid);
+          await chmod(targetPath, lower.st.mode & 0o7777);
+          await lutimes(targetPath, lower.st.atime, lower.st.mtime);
+          st = await lstat(targetPath);
+        }
+        if (st.isDirectory()) throw new UnsafeLayerError(header.path, 'hardlink to a directory');
+        if (isWhiteoutDevice(st)) throw new UnsafeLayerError(header.path, 'hardlink to a whiteout');
+        if (st.isSymbolicLink()) {
+          const to = await readlink(targetPath);
+          const resolved = posix.normalize(posix.join(posix.dirname(targetParts.join('/')), to));
+          if (to.startsWith('/') || resolved === '..' || resolved.startsWith('../')) {
+            throw new UnsafeLayerError(header.path, `hardlink to the symlink ${header.linkpath}, which points outside the layer (${to})`);
+          }
+        }
+        await link(targetPath, path);
+        break;
+      }
+      case 'char':
+      case 'block': {
+        if (devices === 'refuse') throw new UnsafeLayerError(header.path, 'device nodes are not permitted');
+        if (devices === 'skip') break;
+        await mknod(path, header.type === 'char' ? 'c' : 'b', header.mode, header.devmajor, header.devminor);
+        if (chown) await lchown(path, header.uid, header.gid);
+        await lutimes(path, header.mtime, header.mtime);
+        break;
+      }
+      case 'fifo': {
+        await mknod(path, 'p', header.mode);
+        if (chown) await lchown(path, header.uid, header.gid);
+        await chmod(path, header.mode);
+        await lutimes(path, header.mtime, header.mtime);
+        break;
+      }
+      default:
+        throw new InvalidLayerError(`unsupported tar entry type ${JSON.stringify(header.typeflag)} for ${header.path}`);
+    }
+    created.add(rel);
+  }
+
+  // Directory mtimes last, deepest first: creating children changed them.
+  const dirs = [...dirTimes.entries()].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
+  for (const [rel, mtime] of dirs) {
+    if (rel !== '' && !resolver.hasDir(rel)) continue;
+    await lutimes(rel === '' ? root : join(root, rel), mtime, mtime);
+  }
+  options.onProgress?.(size);
+  return { diffId: `sha256:${hash.digest('hex')}`, size, entries };
+}
+
+/** trusted.overlay.* from an archive would change overlayfs' view of the layer: never applied. */
+function allowedXattr(name: string): boolean {
+  return !name.startsWith('trusted.overlay.') && !name.startsWith('user.overlay.');
+}
+
+async function applyMetadata(path: string, header: TarHeader, chown: boolean): Promise<void> {
+  if (chown) await lchown(path, header.uid, header.gid);
+  await chmod(path, header.mode);
+  for (const [k, v] of header.xattrs) if (allowedXattr(k)) await setXattr(path, k, v);
+}

@@ -1,0 +1,86 @@
+import { Decompress } from 'fzstd';
+import { Readable, Transform } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { InvalidLayerError } from '../errors.js';
+
+export type Compression = 'gzip' | 'zstd' | 'none';
+
+export function detectCompression(head: Uint8Array): Compression {
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
+  return 'none';
+}
+
+/** A streaming zstd decoder (fzstd) as a Transform. */
+export function createZstdDecompress(): Transform {
+  let decoder: Decompress;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      try {
+        decoder.push(chunk);
+        cb();
+      } catch (err) {
+        cb(new InvalidLayerError('invalid zstd stream', { cause: err }));
+      }
+    },
+    flush(cb) {
+      try {
+        decoder.push(new Uint8Array(0), true);
+        cb();
+      } catch (err) {
+        cb(new InvalidLayerError('invalid zstd stream', { cause: err }));
+      }
+    },
+  });
+  decoder = new Decompress((data) => {
+    t.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  });
+  return t;
+}
+
+/**
+ * Yields the decompressed bytes of `source`, sniffing gzip / zstd / plain from the first bytes.
+ * Errors in the compressed data surface as `InvalidLayerError`.
+ */
+export async function* decompressStream(source: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>): AsyncGenerator<Buffer> {
+  const it: AsyncIterator<Buffer | Uint8Array> =
+    Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : (async function* () {
+      yield* source;
+    })();
+  let first: Buffer = Buffer.alloc(0);
+  const pending: Buffer[] = [];
+  while (first.length < 4) {
+    const { value, done } = await it.next();
+    if (done) break;
+    const b = Buffer.isBuffer(value) ? value : Buffer.from(value);
+    pending.push(b);
+    first = Buffer.concat([first, b]);
+  }
+  const kind = detectCompression(first);
+  async function* rest(): AsyncGenerator<Buffer> {
+    for (const p of pending) yield p;
+    while (true) {
+      const { value, done } = await it.next();
+      if (done) return;
+      yield Buffer.isBuffer(value) ? value : Buffer.from(value);
+    }
+  }
+  if (kind === 'none') {
+    yield* rest();
+    return;
+  }
+  const decoder: Transform = kind === 'gzip' ? createGunzip({ chunkSize: 256 * 1024 }) : createZstdDecompress();
+  const input = Readable.from(rest(), { objectMode: false });
+  input.on('error', (err) => decoder.destroy(err));
+  input.pipe(decoder);
+  try {
+    for await (const chunk of decoder) yield chunk as Buffer;
+  } catch (err) {
+    if (err instanceof InvalidLayerError) throw err;
+    const code = (err as { code?: string }).code;
+    if (code && code.startsWith('Z_')) throw new InvalidLayerError(`invalid ${kind} stream: ${(err as Error).message}`, { cause: err });
+    throw err;
+  } finally {
+    input.destroy();
+  }
+}

@@ -1,0 +1,14 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FilesystemDriver } from '@berth/registry';
+import { describeStorageDriver } from '../../../test/support/storage-driver-suite.js';
+
+describeStorageDriver('FilesystemDriver', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'berth-registry-fs-'));
+  return {
+    driver: new FilesystemDriver(root),
+    reopen: async () => new FilesystemDriver(root),
+    cleanup: () => rm(root, { recursive: true, force: true }),
+  };
+});

@@ -1,0 +1,517 @@
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseDigest } from '@berth/oci-spec';
+import {
+  BlobUnknownError,
+  BlobUploadUnknownError,
+  DigestInvalidError,
+  RangeInvalidError,
+  SizeInvalidError,
+} from '../../errors.js';
+import type {
+  BlobInfo,
+  ByteRange,
+  ManifestLink,
+  ReferrerRecord,
+  StorageDriver,
+  UploadInfo,
+} from './driver.js';
+
+const UPLOAD_ID_RE = /^[a-zA-Z0-9-]{8,64}$/;
+const READ_HIGH_WATER_MARK = 1024 * 1024;
+
+/**
+ * Layout under `root`:
+ * ```
+ * blobs/<alg>/<first two hex>/<hex>                       shared, content-addressed, never rewritten
+ * uploads/<id>/data, uploads/<id>/info.json               append-only upload sessions
+ * repositories/<name>/_layers/<alg>/<hex>                 blob links (empty files)
+ * repositories/<name>/_manifests/revisions/<alg>/<hex>    manifest links ({"mediaType"})
+ * repositories/<name>/_manifests/tags/<tag>               tag → digest
+ * repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  subject → referrer descriptor
+ * tmp/                                                    temp files, renamed into place
+ * ```
+ * Every file other readers see is written to `tmp/`, fsynced and renamed, so it appears whole.
+ * Upload data is appended in place (its size on disk is the resume point after a crash).
+ */
+export class FilesystemDriver implements StorageDriver {
+  readonly root: string;
+  /**
+   * Running hashes of uploads, valid while `size` equals the bytes hashed. Lost on restart, in which
+   * case `commitUpload` rehashes the file from disk.
+   */
+  private readonly hashes = new Map<string, { hash: Hash; size: number }>();
+  /** Serialises appends/commits per upload. */
+  private readonly uploadLocks = new Map<string, Promise<unknown>>();
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  async init(): Promise<void> {
+    for (const dir of ['blobs', 'uploads', 'repositories', 'tmp']) {
+      await fs.mkdir(path.join(this.root, dir), { recursive: true, mode: 0o700 });
+    }
+    // Temp files are only ever half-written leftovers of a crash.
+    for (const name of await fs.readdir(path.join(this.root, 'tmp'))) {
+      await fs.rm(path.join(this.root, 'tmp', name), { force: true, recursive: true });
+    }
+  }
+
+  // ---- paths -----------------------------------------------------------------------------
+
+  private blobPath(digest: string): string {
+    const { algorithm, encoded } = parseDigestOrThrow(digest);
+    return path.join(this.root, 'blobs', algorithm, encoded.slice(0, 2), encoded);
+  }
+
+  private uploadDir(id: string): string {
+    if (!UPLOAD_ID_RE.test(id)) throw new BlobUploadUnknownError(`blob upload unknown: ${id}`);
+    return path.join(this.root, 'uploads', id);
+  }
+
+  private repoDir(repository: string): string {
+    // Names are validated by the HTTP layer; this guards the filesystem regardless.
+    if (repository.split('/').some((c) => c === '' || c === '.' || c === '..' || c.startsWith('_'))) {
+      throw new Error(`invalid repository name for storage: ${repository}`);
+    }
+    return path.join(this.root, 'repositories', ...repository.split('/'));
+  }
+
+  private digestPath(base: string, digest: string): string {
+    const { algorithm, encoded } = parseDigestOrThrow(digest);
+    return path.join(base, algorithm, encoded);
+  }
+
+  private async writeAtomic(target: string, data: Uint8Array | string): Promise<void> {
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    const tmp = path.join(this.root, 'tmp', randomUUID());
+    const handle = await fs.open(tmp, 'w', 0o600);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await fs.rename(tmp, target);
+    } catch (error) {
+      await fs.rm(tmp, { force: true });
+      throw error;
+    }
+  }
+
+  // ---- blobs -----------------------------------------------------------------------------
+
+  async statBlob(digest: string): Promise<BlobInfo | undefined> {
+    try {
+      const st = await fs.stat(this.blobPath(digest));
+      return { digest, size: st.size, modifiedAt: st.mtimeMs };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async readBlob(digest: string, range?: ByteRange): Promise<Readable> {
+    const file = this.blobPath(digest);
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(file, 'r');
+    } catch (error) {
+      if (isNotFound(error)) throw new BlobUnknownError(`blob unknown: ${digest}`, { cause: error });
+      throw error;
+    }
+    // Opening first means a concurrent delete cannot turn a 200 into a torn body.
+    return handle.createReadStream({
+      autoClose: true,
+      highWaterMark: READ_HIGH_WATER_MARK,
+      ...(range ? { start: range.start, end: range.end } : {}),
+    });
+  }
+
+  async readBlobBytes(digest: string): Promise<Uint8Array | undefined> {
+    try {
+      return await fs.readFile(this.blobPath(digest));
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async putBlob(digest: string, bytes: Uint8Array): Promise<void> {
+    const { algorithm } = parseDigestOrThrow(digest);
+    const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+    if (actual !== digest) throw new DigestInvalidError(`digest invalid: expected ${digest}, content is ${actual}`);
+    const target = this.blobPath(digest);
+    if (await exists(target)) return;
+    await this.writeAtomic(target, bytes);
+  }
+
+  async deleteBlob(digest: string): Promise<boolean> {
+    try {
+      await fs.unlink(this.blobPath(digest));
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  async *listBlobs(): AsyncIterable<BlobInfo> {
+    const base = path.join(this.root, 'blobs');
+    for (const algorithm of await readdirSorted(base)) {
+      for (const prefix of await readdirSorted(path.join(base, algorithm))) {
+        for (const encoded of await readdirSorted(path.join(base, algorithm, prefix))) {
+          const digest = `${algorithm}:${encoded}`;
+          const info = await this.statBlob(digest).catch(() => undefined);
+          if (info) yield info;
+        }
+      }
+    }
+  }
+
+  // ---- uploads ---------------------------------------------------------------------------
+
+  async createUpload(repository: string): Promise<UploadInfo> {
+    const id = randomUUID();
+    const dir = this.uploadDir(id);
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    const info: UploadInfo = { id, repository, size: 0, startedAt: Date.now() };
+    await fs.writeFile(path.join(dir, 'data'), new Uint8Array(0), { mode: 0o600 });
+    await this.writeAtomic(path.join(dir, 'info.json'), JSON.stringify({ repository, startedAt: info.startedAt }));
+    this.hashes.set(id, { hash: createHash('sha256'), size: 0 });
+    return info;
+  }
+
+  async statUpload(id: string): Promise<UploadInfo | undefined> {
+    let dir: string;
+    try {
+      dir = this.uploadDir(id);
+    } catch {
+      return undefined;
+    }
+    try {
+      const raw = JSON.parse(await fs.readFile(path.join(dir, 'info.json'), 'utf8')) as {
+        repository: string;
+        startedAt: number;
+      };
+      const st = await fs.stat(path.join(dir, 'data'));
+      return { id, repository: raw.repository, size: st.size, startedAt: raw.startedAt };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  private withUploadLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.uploadLocks.get(id) ?? Promise.resolve();
+    const next = previous.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    this.uploadLocks.set(id, settled);
+    void settled.then(() => {
+      if (this.uploadLocks.get(id) === settled) this.uploadLocks.delete(id);
+    });
+    return next;
+  }
+
+  appendUpload(id: string, offset: number, data: Readable): Promise<number> {
+    return this.withUploadLock(id, async () => {
+      const info = await this.statUpload(id);
+      if (!info) throw new BlobUploadUnknownError(`blob upload unknown: ${id}`);
+      if (offset !== info.size) {
+        data.resume();
+        throw new RangeInvalidError(`chunk starts at ${offset} but upload ${id} has ${info.size} bytes`, {
+          detail: { size: info.size },
+        });
+      }
+      let running = this.hashes.get(id);
+      if (running && running.size !== info.size) {
+        this.hashes.delete(id);
+        running = undefined;
+      }
+      const file = path.join(this.uploadDir(id), 'data');
+      const out = createWriteStream(file, { flags: 'a', highWaterMark: READ_HIGH_WATER_MARK });
+      try {
+        if (running) {
+          const hashing = running;
+          await pipeline(data, new HashThrough(hashing), out);
+        } else {
+          await pipeline(data, out);
+        }
+      } catch (error) {
+        // What was written stays; the running hash may be ahead of the file, so drop it.
+        this.hashes.delete(id);
+        throw error;
+      }
+      const st = await fs.stat(file);
+      return st.size;
+    });
+  }
+
+  commitUpload(id: string, digest: string, size?: number): Promise<BlobInfo> {
+    return this.withUploadLock(id, async () => {
+      const info = await this.statUpload(id);
+      if (!info) throw new BlobUploadUnknownError(`blob upload unknown: ${id}`);
+      const dir = this.uploadDir(id);
+      const file = path.join(dir, 'data');
+      try {
+        const { algorithm } = parseDigestOrThrow(digest);
+        if (size !== undefined && size !== info.size) {
+          throw new SizeInvalidError(`size invalid: upload has ${info.size} bytes, expected ${size}`);
+        }
+        const running = this.hashes.get(id);
+        let actual: string;
+        if (running && running.size === info.size && algorithm === 'sha256') {
+          actual = `sha256:${running.hash.copy().digest('hex')}`;
+        } else {
+          const hash = createHash(algorithm);
+          await pipeline(createReadStream(file, { highWaterMark: READ_HIGH_WATER_MARK }), new HashThrough({ hash, size: 0 }), devNull());
+          actual = `${algorithm}:${hash.digest('hex')}`;
+        }
+        if (actual !== digest) {
+          throw new DigestInvalidError(`digest invalid: upload ${id} hashes to ${actual}, not ${digest}`);
+        }
+        const target = this.blobPath(digest);
+        if (!(await exists(target))) {
+          const handle = await fs.open(file, 'r+');
+          try {
+            await handle.sync();
+          } finally {
+            await handle.close();
+          }
+          await fs.mkdir(path.dirname(target), { recursive: true });
+          await fs.rename(file, target);
+        } else {
+          // Refresh the existing blob's mtime so that GC's grace period covers this push too.
+          const now = new Date();
+          await fs.utimes(target, now, now).catch(() => undefined);
+        }
+        const st = await fs.stat(target);
+        return { digest, size: st.size, modifiedAt: st.mtimeMs };
+      } finally {
+        this.hashes.delete(id);
+        await fs.rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  async cancelUpload(id: string): Promise<boolean> {
+    return this.withUploadLock(id, async () => {
+      const info = await this.statUpload(id);
+      if (!info) return false;
+      this.hashes.delete(id);
+      await fs.rm(this.uploadDir(id), { recursive: true, force: true });
+      return true;
+    });
+  }
+
+  async *listUploads(): AsyncIterable<UploadInfo> {
+    for (const id of await readdirSorted(path.join(this.root, 'uploads'))) {
+      const info = await this.statUpload(id);
+      if (info) yield info;
+    }
+  }
+
+  // ---- repositories ----------------------------------------------------------------------
+
+  async listRepositories(): Promise<string[]> {
+    const found: string[] = [];
+    const walk = async (dir: string, prefix: string[]): Promise<void> => {
+      const entries = await fs.readdir(dir, { withFileTypes: true }).catch((error: unknown) => {
+        if (isNotFound(error)) return [];
+        throw error;
+      });
+      let isRepo = false;
+      for (const entry of entries) {
+        if (!entry.isDirectory()) continue;
+        if (entry.name.startsWith('_')) {
+          if (entry.name === '_manifests') isRepo = true;
+          continue;
+        }
+        await walk(path.join(dir, entry.name), [...prefix, entry.name]);
+      }
+      if (isRepo && prefix.length > 0) found.push(prefix.join('/'));
+    };
+    await walk(path.join(this.root, 'repositories'), []);
+    return found.sort(compareCodePoints);
+  }
+
+  async linkBlob(repository: string, digest: string): Promise<void> {
+    const target = this.digestPath(path.join(this.repoDir(repository), '_layers'), digest);
+    if (await exists(target)) return;
+    await this.writeAtomic(target, '');
+  }
+
+  async unlinkBlob(repository: string, digest: string): Promise<boolean> {
+    return removeFile(this.digestPath(path.join(this.repoDir(repository), '_layers'), digest));
+  }
+
+  async isBlobLinked(repository: string, digest: string): Promise<boolean> {
+    return exists(this.digestPath(path.join(this.repoDir(repository), '_layers'), digest));
+  }
+
+  async listBlobLinks(repository: string): Promise<string[]> {
+    return listDigests(path.join(this.repoDir(repository), '_layers'));
+  }
+
+  private manifestLinkPath(repository: string, digest: string): string {
+    return this.digestPath(path.join(this.repoDir(repository), '_manifests', 'revisions'), digest);
+  }
+
+  async linkManifest(repository: string, digest: string, link: ManifestLink): Promise<void> {
+    await this.writeAtomic(this.manifestLinkPath(repository, digest), JSON.stringify(link));
+  }
+
+  async getManifestLink(repository: string, digest: string): Promise<ManifestLink | undefined> {
+    try {
+      return JSON.parse(await fs.readFile(this.manifestLinkPath(repository, digest), 'utf8')) as ManifestLink;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async unlinkManifest(repository: string, digest: string): Promise<boolean> {
+    return removeFile(this.manifestLinkPath(repository, digest));
+  }
+
+  async listManifests(repository: string): Promise<string[]> {
+    return listDigests(path.join(this.repoDir(repository), '_manifests', 'revisions'));
+  }
+
+  private tagPath(repository: string, tag: string): string {
+    if (!/^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/.test(tag)) throw new Error(`invalid tag for storage: ${tag}`);
+    return path.join(this.repoDir(repository), '_manifests', 'tags', tag);
+  }
+
+  async setTag(repository: string, tag: string, digest: string): Promise<void> {
+    parseDigestOrThrow(digest);
+    await this.writeAtomic(this.tagPath(repository, tag), digest);
+  }
+
+  async getTag(repository: string, tag: string): Promise<string | undefined> {
+    try {
+      return (await fs.readFile(this.tagPath(repository, tag), 'utf8')).trim();
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    return removeFile(this.tagPath(repository, tag));
+  }
+
+  async listTags(repository: string): Promise<string[]> {
+    return (await readdirSorted(path.join(this.repoDir(repository), '_manifests', 'tags'))).filter(
+      (name) => !name.startsWith('.'),
+    );
+  }
+
+  private referrerDir(repository: string, subject: string): string {
+    return this.digestPath(path.join(this.repoDir(repository), '_referrers'), subject);
+  }
+
+  async addReferrer(repository: string, subject: string, referrer: ReferrerRecord): Promise<void> {
+    const { algorithm, encoded } = parseDigestOrThrow(referrer.digest);
+    await this.writeAtomic(
+      path.join(this.referrerDir(repository, subject), `${algorithm}-${encoded}`),
+      JSON.stringify(referrer),
+    );
+  }
+
+  async removeReferrer(repository: string, subject: string, referrerDigest: string): Promise<boolean> {
+    const { algorithm, encoded } = parseDigestOrThrow(referrerDigest);
+    return removeFile(path.join(this.referrerDir(repository, subject), `${algorithm}-${encoded}`));
+  }
+
+  async listReferrers(repository: string, subject: string): Promise<ReferrerRecord[]> {
+    const dir = this.referrerDir(repository, subject);
+    const out: ReferrerRecord[] = [];
+    for (const name of await readdirSorted(dir)) {
+      try {
+        out.push(JSON.parse(await fs.readFile(path.join(dir, name), 'utf8')) as ReferrerRecord);
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    }
+    return out;
+  }
+}
+
+function parseDigestOrThrow(digest: string): { algorithm: 'sha256' | 'sha512'; encoded: string } {
+  try {
+    return parseDigest(digest);
+  } catch (error) {
+    throw new DigestInvalidError(`digest invalid: ${digest}`, { cause: error });
+  }
+}
+
+class HashThrough extends Transform {
+  constructor(private readonly state: { hash: Hash; size: number }) {
+    super({ highWaterMark: READ_HIGH_WATER_MARK });
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.state.hash.update(chunk);
+    this.state.size += chunk.length;
+    callback(null, chunk);
+  }
+}
+
+function devNull(): Writable {
+  return new Writable({
+    highWaterMark: READ_HIGH_WATER_MARK,
+    write(_chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+      callback();
+    },
+  });
+}
+
+function isNotFound(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: string }).code === 'ENOENT';
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function removeFile(file: string): Promise<boolean> {
+  try {
+    await fs.unlink(file);
+    return true;
+  } catch (error) {
+    if (isNotFound(error)) return false;
+    throw error;
+  }
+}
+
+async function readdirSorted(dir: string): Promise<string[]> {
+  try {
+    return (await fs.readdir(dir)).sort(compareCodePoints);
+  } catch (error) {
+    if (isNotFound(error) || (error as { code?: string }).code === 'ENOTDIR') return [];
+    throw error;
+  }
+}
+
+async function listDigests(base: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const algorithm of await readdirSorted(base)) {
+    for (const encoded of await readdirSorted(path.join(base, algorithm))) out.push(`${algorithm}:${encoded}`);
+  }
+  return out;
+}
+
+export function compareCodePoints(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,170 @@
+import { access, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { run } from './exec.js';
+
+/**
+ * Link-level plumbing through iproute2 (`ip -batch`, one process per step) and util-linux
+ * (`unshare`, `nsenter`, `mount`). Network namespaces are files bind-mounted under
+ * `<runDir>/netns/`, exactly like `ip netns` does under /run/netns.
+ */
+
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isMountPoint(mountinfo: string, path: string): boolean {
+  return mountinfo.split('\n').some((line) => line.split(' ')[4] === path);
+}
+
+/**
+ * Makes `dir` a shared mount point of its own (as `ip netns` does for /run/netns), so that
+ * unmounting a namespace file propagates to mount namespaces that copied it and frees it.
+ */
+export async function ensureNetnsDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  if (!isMountPoint(info, dir)) {
+    await run(['mount', '--bind', dir, dir]);
+  }
+  await run(['mount', '--make-private', dir]);
+}
+
+export async function isNetnsMounted(path: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return isMountPoint(info, path);
+}
+
+/** An interface to create inside a namespace, with its host-side veth peer. */
+export interface EndpointPlumbing {
+  ifname: string;
+  hostVeth: string;
+  bridge: string;
+  mac: string;
+  mtu?: number;
+  ipv4?: { address: string; prefix: number; gateway: string };
+  ipv6?: { address: string; prefix: number; gateway: string };
+  /** The endpoint that carries the default route. */
+  defaultRoute: boolean;
+}
+
+function endpointCommands(ep: EndpointPlumbing): string[] {
+  const mtu = ep.mtu !== undefined ? ` mtu ${ep.mtu}` : '';
+  const cmds = [
+    `link add ${ep.ifname} address ${ep.mac}${mtu} type veth peer name ${ep.hostVeth}${mtu} netns /proc/${process.pid}/ns/net`,
+  ];
+  if (ep.ipv4) cmds.push(`addr add ${ep.ipv4.address}/${ep.ipv4.prefix} dev ${ep.ifname}`);
+  if (ep.ipv6) cmds.push(`addr add ${ep.ipv6.address}/${ep.ipv6.prefix} dev ${ep.ifname} nodad`);
+  cmds.push(`link set ${ep.ifname} up`);
+  if (ep.defaultRoute && ep.ipv4) cmds.push(`route add default via ${ep.ipv4.gateway} dev ${ep.ifname}`);
+  if (ep.defaultRoute && ep.ipv6) cmds.push(`-6 route add default via ${ep.ipv6.gateway} dev ${ep.ifname}`);
+  return cmds;
+}
+
+async function attachHostSide(eps: EndpointPlumbing[]): Promise<void> {
+  if (eps.length === 0) return;
+  const cmds = eps.flatMap((ep) => [
+    `link set ${ep.hostVeth} master ${ep.bridge}`,
+    `link set ${ep.hostVeth} type bridge_slave hairpin on`,
+    `link set ${ep.hostVeth} up`,
+  ]);
+  await run(['ip', '-batch', '-'], { input: cmds.join('\n') + '\n' });
+}
+
+/**
+ * Creates the namespace file `path` with `lo` up and the given endpoints inside, in one process
+ * (`unshare --net=<file> ip -batch -`), then plugs the host-side veths into their bridges.
+ * On failure everything created is removed again.
+ */
+export async function createNetns(path: string, endpoints: EndpointPlumbing[]): Promise<void> {
+  await writeFile(path, '', { flag: 'wx', mode: 0o444 });
+  try {
+    const cmds = ['link set lo up', ...endpoints.flatMap(endpointCommands)];
+    await run(['unshare', `--net=${path}`, 'ip', '-batch', '-'], { input: cmds.join('\n') + '\n' });
+    await attachHostSide(endpoints);
+  } catch (e) {
+    await deleteLinks(endpoints.map((ep) => ep.hostVeth));
+    await deleteNetns(path);
+    throw e;
+  }
+}
+
+/** Adds endpoints to an existing namespace (live `network connect`, or reconcile). */
+export async function addEndpoints(path: string, endpoints: EndpointPlumbing[]): Promise<void> {
+  try {
+    await run(['nsenter', `--net=${path}`, 'ip', '-batch', '-'], {
+      input: endpoints.flatMap(endpointCommands).join('\n') + '\n',
+    });
+    await attachHostSide(endpoints);
+  } catch (e) {
+    await deleteLinks(endpoints.map((ep) => ep.hostVeth));
+    throw e;
+  }
+}
+
+/** Deletes links by name, ignoring those already gone (a veth goes with its peer's namespace). */
+export async function deleteLinks(names: string[]): Promise<void> {
+  if (names.length === 0) return;
+  await run(['ip', '-force', '-batch', '-'], {
+    input: names.map((n) => `link del ${n}`).join('\n') + '\n',
+    allowFailure: true,
+  });
+}
+
+/** Unmounts and removes a namespace file (idempotent). */
+export async function deleteNetns(path: string): Promise<void> {
+  if (await isNetnsMounted(path)) await run(['umount', path], { allowFailure: true });
+  await unlink(path).catch(() => undefined);
+}
+
+export interface LinkInfo {
+  ifname: string;
+  master?: string;
+  kind?: string;
+}
+
+export async function listLinks(): Promise<LinkInfo[]> {
+  const r = await run(['ip', '-j', '-d', 'link', 'show']);
+  const links = JSON.parse(r.stdout) as { ifname: string; master?: string; linkinfo?: { info_kind?: string } }[];
+  return links.map((l) => ({ ifname: l.ifname, master: l.master, kind: l.linkinfo?.info_kind }));
+}
+
+export async function linkExists(name: string): Promise<boolean> {
+  return pathExists(`/sys/class/net/${name}`);
+}
+
+async function writeSysctl(path: string, value: string): Promise<void> {
+  const current = await readFile(path, 'utf8').catch(() => undefined);
+  if (current?.trim() !== value) await writeFile(path, value);
+}
+
+/**
+ * Creates the bridge if missing and (re)applies its addresses, state and sysctls. Idempotent:
+ * `addr replace` adds a missing address and leaves a present one.
+ */
+export async function ensureBridge(name: string, addresses: string[], mtu?: number): Promise<boolean> {
+  const existed = await linkExists(name);
+  const cmds: string[] = [];
+  if (!existed) cmds.push(`link add name ${name}${mtu !== undefined ? ` mtu ${mtu}` : ''} type bridge`);
+  for (const a of addresses) cmds.push(`addr replace ${a} dev ${name}${a.includes(':') ? ' nodad' : ''}`);
+  cmds.push(`link set ${name} up`);
+  if (addresses.some((a) => a.includes(':'))) {
+    await run(['ip', '-batch', '-'], { input: cmds.slice(0, existed ? 0 : 1).join('\n') + '\n' });
+    await writeSysctl(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, '0');
+    await run(['ip', '-batch', '-'], { input: cmds.slice(existed ? 0 : 1).join('\n') + '\n' });
+    await writeSysctl('/proc/sys/net/ipv6/conf/all/forwarding', '1');
+  } else {
+    await run(['ip', '-batch', '-'], { input: cmds.join('\n') + '\n' });
+  }
+  // Ports published on 127.0.0.1 are DNAT-ed to the container with their loopback source kept.
+  await writeSysctl(`/proc/sys/net/ipv4/conf/${name}/route_localnet`, '1');
+  await writeSysctl('/proc/sys/net/ipv4/ip_forward', '1');
+  return !existed;
+}
+
+export async function deleteBridge(name: string): Promise<void> {
+  await deleteLinks([name]);
+}
