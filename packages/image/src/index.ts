@@ -37,4 +37,52 @@ export type {
 } from './service/types.js';
 
 // --- builder exports (owned by the builder engineer; add below, keep this block) ---
+// builder
+export { openBuilder, Builder } from './builder/builder.js';
+export type { BuilderOptions, BuildOptions, BuildResult, BuildEvent } from './builder/builder.js';
+export type { BuildExecutor, BuildRunRequest, BuildRunResult, BuildProcess, BuildNetworkMode } from './builder/executor.js';
+export { BuildContext } from './builder/context/build-context.js';
+export { IgnoreMatcher, parseDockerignore } from './builder/context/dockerignore.js';
+export type { IgnorePattern } from './builder/context/dockerignore.js';
+export { staticImageSource, ociLayoutImageSource, bytesLayer, BaseImageNotFoundError } from './builder/image-source.js';
+export type { BuildImageSource, SourceImage, SourceLayer } from './builder/image-source.js';
+export { writeOciLayout, writeDockerArchive, dockerArchiveStream } from './builder/output.js';
+export type { BuildImageStore, BuildOutput, BuiltImage } from './builder/output.js';
+export { parseDockerfile } from './builder/parser/instructions.js';
+export type {
+  Dockerfile,
+  Stage,
+  Instruction,
+  SourceLocation,
+  CommandLine,
+  FromInstruction,
+  RunInstruction,
+  CopyInstruction,
+  EnvInstruction,
+  LabelInstruction,
+  ArgInstruction,
+  ArgDefinition,
+  KeyValue,
+  SingleValueInstruction,
+  ListInstruction,
+  CmdInstruction,
+  ShellInstruction,
+  HealthcheckInstruction,
+  OnbuildInstruction,
+} from './builder/parser/instructions.js';
+export { parseDockerfileAst } from './builder/parser/ast.js';
+export type { DockerfileAst, RawInstruction, Heredoc, Directives } from './builder/parser/ast.js';
+export { ShellLex } from './builder/parser/shell-lex.js';
+export type { ShellLexOptions, EnvLookup, ExpansionResult } from './builder/parser/shell-lex.js';
+export { parseRunMount } from './builder/run-mount.js';
+export type { RunMount } from './builder/run-mount.js';
+export {
+  BuildError,
+  DockerfileParseError,
+  ShellLexError,
+  InvalidBuildError,
+  RunStepFailedError,
+  SourceNotFoundError,
+} from './builder/errors.js';
+// end builder
 // --- end builder exports ---

@@ -40,17 +40,18 @@ export function exec(argv: string[], timeoutMs = 20_000): Promise<ExecResult> {
 
 /**
  * Runs busybox inside a network namespace, as a process of a container on it would: with the
- * container's /etc/resolv.conf (bind-mounted in a private mount namespace) when given.
+ * container's /etc/resolv.conf (bind-mounted in a private mount namespace) when given. Killed
+ * after `timeoutMs` (busybox 1.35's `wget -T` crashes, so timeouts are enforced from outside).
  */
-export async function inNetns(netns: string, args: string[], resolvConf?: string): Promise<ExecResult> {
-  if (resolvConf === undefined) return exec(['nsenter', `--net=${netns}`, '/bin/busybox', ...args]);
+export async function inNetns(netns: string, args: string[], resolvConf?: string, timeoutMs = 10_000): Promise<ExecResult> {
+  if (resolvConf === undefined) return exec(['nsenter', `--net=${netns}`, '/bin/busybox', ...args], timeoutMs);
   const file = `/tmp/berth-test-resolv-${uniq()}`;
   await writeFile(file, resolvConf);
   try {
     return await exec([
       'nsenter', `--net=${netns}`, 'unshare', '--mount', '--propagation', 'private', '/bin/busybox', 'sh', '-c',
       `mount --bind ${file} /etc/resolv.conf && exec /bin/busybox "$@"`, 'sh', ...args,
-    ]);
+    ], timeoutMs);
   } finally {
     await exec(['rm', '-f', file]);
   }
@@ -62,7 +63,7 @@ export async function startHttpd(netns: string, dir: string, port = 80): Promise
     stdio: 'ignore',
   });
   for (let i = 0; i < 100; i++) {
-    const r = await exec(['nsenter', `--net=${netns}`, '/bin/busybox', 'wget', '-q', '-O', '-', '-T', '1', `http://127.0.0.1:${port}/`]);
+    const r = await exec(['nsenter', `--net=${netns}`, '/bin/busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}/`], 2000);
     if (r.code === 0) return child;
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -12,8 +12,8 @@ import { splitVersion } from './version.js';
  * `Upgrade: tcp` (attach, exec start from the CLI) come through `upgrade`, where the handler gets
  * the raw socket and writes `101 UPGRADED` itself. Both share routing, versioning and errors.
  */
-export function createApiServer(router: Router, log: Logger): Server {
-  const server = createServer({ keepAlive: true, requestTimeout: 0, headersTimeout: 60_000 });
+export function createApiServer(router: Router, log: Logger, existing?: Server): Server {
+  const server = existing ?? createServer({ keepAlive: true, requestTimeout: 0, headersTimeout: 60_000 });
 
   const dispatch = async (
     req: IncomingMessage,

@@ -1,10 +1,9 @@
 import type { ImageService } from '@berth/image';
-import type { Runtime } from '@berth/runtime';
+import type { NetworkManager, Runtime, VolumeStore } from '@berth/runtime';
 import type { ContainerService } from '../engine/containers.js';
 import type { ExecService } from '../engine/exec.js';
 import type { Logger } from '../logger.js';
 import type { EventBus } from '../state/events.js';
-import type { NetworkApi, VolumeApi } from '../engine/network-api.js';
 import type { RegistryLogin } from '../engine/registry-login.js';
 import type { ImageBuilder } from '../engine/build.js';
 
@@ -16,8 +15,8 @@ export interface DaemonServices {
   runtime: Runtime;
   events: EventBus;
   log: Logger;
-  networks?: NetworkApi;
-  volumes?: VolumeApi;
+  networks: NetworkManager;
+  volumes: VolumeStore;
   login?: RegistryLogin;
   builder?: ImageBuilder;
   info: {

@@ -182,7 +182,7 @@ export function registerSystemRoutes(router: Router, s: DaemonServices): void {
     const usage = await s.images.diskUsage();
     const images = await s.images.list({ all: true });
     const records = s.containers.store.all();
-    const volumes = s.volumes ? await s.volumes.list(parseFilters(null)) : [];
+    const volumes = await s.volumes.list({}, { withUsage: true });
     const layerSize = new Map(usage.containers.map((c) => [c.id, c.size]));
     ctx.sendJson(200, {
       LayersSize: usage.snapshots + usage.content,

@@ -8,7 +8,6 @@ import {
   hostPlatform,
   isIndexMediaType,
   parseReference,
-  referenceName,
   selectManifest,
   familiarString,
   validateImageIndex,
@@ -285,4 +284,3 @@ export async function saveOciLayoutDir(ctx: ImageContext, images: SaveImage[], d
   await writeFile(join(dir, 'index.json'), JSON.stringify(index));
 }
 
-export { referenceName };

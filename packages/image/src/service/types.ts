@@ -214,6 +214,11 @@ export interface ImageService {
   changes(containerId: string): Promise<FilesystemChange[]>;
   /** A reproducible tar of the container's writable layer, whiteouts as `.wh.` entries. */
   exportContainerLayer(containerId: string): Promise<Readable>;
+  /**
+   * `docker export`: a tar of the container's whole filesystem (image layers + writable layer),
+   * made by mounting it read-only on a private temporary directory (needs root).
+   */
+  exportFilesystem(containerId: string): Promise<Readable>;
   /** Bytes used by the container's writable layer. */
   containerLayerSize(containerId: string): Promise<number>;
   /** `docker commit`: the container's writable layer as a new layer over its image; returns the ID. */
@@ -221,6 +226,10 @@ export interface ImageService {
 
   /** `docker save`: a tar with manifest.json, repositories and an OCI layout (Docker 25+ form). */
   save(refs: string[]): Promise<Readable>;
+  /** Writes images as an OCI image layout directory (what `skopeo copy oci:` and umoci read). */
+  saveOciLayout(refs: string[], dir: string): Promise<void>;
+  /** Loads an OCI image layout directory. */
+  loadOciLayout(dir: string): Promise<LoadResult>;
   /** `docker load`: docker-archive (manifest.json) or OCI layout tarballs, plain or gzip. */
   load(input: Readable, opts?: { onProgress?: (message: string) => void }): Promise<LoadResult>;
   /** `docker import`: a rootfs tarball as a one-layer image, optionally named. */

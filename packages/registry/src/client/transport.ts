@@ -91,7 +91,8 @@ export class Transport {
       await ky(`https://${host}/v2/`, {
         method: 'GET',
         retry: 0,
-        timeout: 5_000,
+        timeout: false,
+        signal: AbortSignal.timeout(5_000),
         throwHttpErrors: false,
         redirect: 'manual',
         headers: { 'User-Agent': this.options.userAgent },
@@ -259,7 +260,8 @@ export class Transport {
         method: 'POST',
         body: form,
         retry: 0,
-        timeout: 30_000,
+        timeout: false,
+        signal: AbortSignal.timeout(30_000),
         throwHttpErrors: false,
         headers: { 'User-Agent': this.options.userAgent },
       });
@@ -270,7 +272,8 @@ export class Transport {
       if (cred?.username !== undefined && cred.password !== undefined) {
         headers.Authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`;
       }
-      response = await ky(realm, { method: 'GET', headers, retry: 0, timeout: 30_000, throwHttpErrors: false });
+      response = await ky(realm, { method: 'GET', headers, retry: 0, timeout: false,
+        signal: AbortSignal.timeout(30_000), throwHttpErrors: false });
     }
     if (!response.ok) {
       const text = await response.text().catch(() => '');

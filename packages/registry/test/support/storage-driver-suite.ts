@@ -8,6 +8,11 @@ function sha256(data: Uint8Array): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
+/** Compares by hash: vitest's deep equality on large buffers is very slow. */
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+}
+
 async function collect(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
@@ -68,8 +73,8 @@ export function describeStorageDriver(name: string, make: () => Promise<DriverHa
       const info = await h.driver.commitUpload(up.id, digest, data.length);
       expect(info).toMatchObject({ digest, size: data.length });
       expect(await h.driver.statUpload(up.id)).toBeUndefined();
-      expect(await collect(await h.driver.readBlob(digest))).toEqual(data);
-      expect(await collect(await h.driver.readBlob(digest, { start: 10, end: 19 }))).toEqual(data.subarray(10, 20));
+      expect(same(await collect(await h.driver.readBlob(digest)), data)).toBe(true);
+      expect(same(await collect(await h.driver.readBlob(digest, { start: 10, end: 19 })), data.subarray(10, 20))).toBe(true);
     });
 
     it('a commit with the wrong digest stores nothing and removes the upload', async () => {
@@ -101,7 +106,7 @@ export function describeStorageDriver(name: string, make: () => Promise<DriverHa
       expect(status).toMatchObject({ id: up.id, repository: 'resume/me', size: 70_000 });
       await again.appendUpload(up.id, 70_000, Readable.from([data.subarray(70_000)]));
       await again.commitUpload(up.id, sha256(data));
-      expect(await collect(await again.readBlob(sha256(data)))).toEqual(data);
+      expect(same(await collect(await again.readBlob(sha256(data))), data)).toBe(true);
       expect(await all(again.listUploads())).toEqual([]);
     });
 

@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, stat, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { PassThrough } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Mount } from '../spec/types.js';
 import { readJsonFile, writeFileAtomic } from '../network/atomic-file.js';
 import { InvalidMountError, VolumeError, VolumeInUseError, VolumeNotFoundError } from './errors.js';
@@ -247,19 +247,26 @@ export class VolumeStore {
       const child = spawn('tar', ['-C', this.dataPath(name), '--numeric-owner', '-xf', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
       let err = '';
       child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      // tar stops reading at the end-of-archive blocks and may exit before the record padding
+      // is written: a broken pipe after a successful exit is normal, so its exit code decides.
+      child.stdin.on('error', () => undefined);
+      let sourceError: unknown;
       const exited = new Promise<number>((resolve, reject) => {
         child.on('error', reject);
         child.on('close', (code) => resolve(code ?? -1));
       });
-      try {
-        await pipeline(tar, child.stdin);
-      } catch (e) {
+      tar.on('error', (e) => {
+        sourceError = e;
         child.kill();
-        await exited.catch(() => undefined);
-        throw new VolumeError('IMPORT_FAILED', 'invalid', `import into volume ${name} failed: ${err.trim() || String(e)}`, { cause: e });
-      }
+      });
+      tar.pipe(child.stdin);
       const code = await exited;
-      if (code !== 0) throw new VolumeError('IMPORT_FAILED', 'invalid', `import into volume ${name} failed: ${err.trim()}`);
+      tar.unpipe(child.stdin);
+      tar.resume();
+      if (sourceError !== undefined || code !== 0) {
+        const why = err.trim() || (sourceError instanceof Error ? sourceError.message : `tar exited with ${code}`);
+        throw new VolumeError('IMPORT_FAILED', 'invalid', `import into volume ${name} failed: ${why}`, { cause: sourceError });
+      }
     });
   }
 

@@ -1,0 +1,55 @@
+import { CommanderError } from 'commander';
+import { ExitError } from './context.js';
+import { buildProgram } from './program.js';
+import type { ProgramState } from './program.js';
+
+/**
+ * Runs berth with `argv` (process.argv form) and resolves with the exit code:
+ * the command's own (a container's exit status for run/start -a/exec), 125 for usage errors
+ * (as docker), 1 for daemon and other errors, 126/127 when a container's command cannot run.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const state: ProgramState = { exitCode: 0 };
+  const program = buildProgram(state);
+  program.exitOverride();
+  program.configureOutput({
+    writeErr: (text) => process.stderr.write(text),
+    outputError: (text, write) => write(text),
+  });
+  for (const cmd of allCommands(program)) {
+    cmd.exitOverride();
+    cmd.showHelpAfterError(`See '${commandPath(cmd)} --help'.`);
+  }
+  try {
+    await program.parseAsync(argv);
+    return state.exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
+      if (error.code === 'commander.executeSubCommandAsync') return 0;
+      // Usage errors: commander has printed the message and the usage hint.
+      return 125;
+    }
+    if (error instanceof ExitError) {
+      if (error.message) process.stderr.write(error.message.endsWith('\n') ? error.message : `${error.message}\n`);
+      return error.exitCode;
+    }
+    const { describeError } = await import('./errors.js');
+    const described = describeError(error, state.cli?.host);
+    process.stderr.write(`${described.message}\n`);
+    return described.exitCode;
+  } finally {
+    // Let pooled keep-alive sockets go so the process can exit at once.
+    await state.cli?.dispose();
+  }
+}
+
+function allCommands(cmd: import('commander').Command): import('commander').Command[] {
+  return [cmd, ...cmd.commands.flatMap(allCommands)];
+}
+
+function commandPath(cmd: import('commander').Command): string {
+  const names: string[] = [];
+  for (let c: import('commander').Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}

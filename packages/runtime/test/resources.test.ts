@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { ContainerSpec } from '@berth/runtime';
+import { describePrivileged } from '../../../test/support/privileged.js';
+import { collect, createHarness } from './harness.js';
+import type { Harness } from './harness.js';
+
+describePrivileged('runtime: resource limits through cgroups', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  async function run(cmd: string, hostConfig: ContainerSpec['hostConfig']) {
+    const spec = await h.spec(['sh', '-c', cmd], { hostConfig });
+    await h.runtime.create(spec);
+    try {
+      await h.runtime.start(spec.id);
+      const exit = await h.runtime.wait(spec.id);
+      const info = await h.runtime.state(spec.id);
+      return { ...exit, info, ...(await collect(h.runtime.logs(spec.id))) };
+    } finally {
+      await h.runtime.delete(spec.id, { force: true });
+    }
+  }
+
+  it('enforces a memory limit and reports the OOM kill (137, OOMKilled)', async () => {
+    const r = await run('cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; exec tail /dev/zero', { Memory: 16 * 1024 * 1024 });
+    expect(r.stdout.trim()).toBe(String(16 * 1024 * 1024));
+    expect(r.exitCode).toBe(137);
+    expect(r.oomKilled).toBe(true);
+    expect(r.info.oomKilled).toBe(true);
+  });
+
+  it('does not report OOM for a plain SIGKILL', async () => {
+    const spec = await h.spec(['sleep', '60'], { hostConfig: { Memory: 32 * 1024 * 1024 } });
+    await h.runtime.create(spec);
+    try {
+      await h.runtime.start(spec.id);
+      await h.runtime.kill(spec.id, 'KILL');
+      const exit = await h.runtime.wait(spec.id);
+      expect(exit).toMatchObject({ exitCode: 137, oomKilled: false });
+    } finally {
+      await h.runtime.delete(spec.id, { force: true });
+    }
+  });
+
+  it('enforces a pids limit', async () => {
+    const r = await run('read max < /sys/fs/cgroup/pids/pids.max; echo "max=$max"; for i in $(seq 1 30); do sleep 5 & done; read cur < /sys/fs/cgroup/pids/pids.current; echo "current=$cur"', { PidsLimit: 10 });
+    expect(r.stdout).toContain('max=10');
+    expect(r.stdout).toContain('current=10');
+    expect(r.stderr).toMatch(/can't fork|Resource temporarily unavailable/);
+  });
+
+  it('enforces a CPU quota (--cpus 0.5): a busy loop gets about half a CPU', async () => {
+    const r = await run(
+      'cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us 2>/dev/null || cat /sys/fs/cgroup/cpu.max; timeout 2 sh -c "while :; do :; done"; cat /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null || grep usage_usec /sys/fs/cgroup/cpu.stat',
+      { NanoCpus: 0.5e9, CpuShares: 512 },
+    );
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.slice(0, 2).join(' ')).toMatch(/^(50000 100000|50000 100000)$/);
+    const usageNs = Number(lines.at(-1)?.replace(/\D+/g, '')) * (lines.at(-1)?.includes('usec') ? 1000 : 1);
+    // 2 s of wall time at 0.5 CPU ≈ 1 s of CPU; unlimited would be ≈ 2 s.
+    expect(usageNs).toBeGreaterThan(0.5e9);
+    expect(usageNs).toBeLessThan(1.4e9);
+  });
+
+  it('updates limits of a running container and reports stats', async () => {
+    const spec = await h.spec(['sleep', '60'], { hostConfig: { Memory: 64 * 1024 * 1024, PidsLimit: 20 } });
+    await h.runtime.create(spec);
+    try {
+      await h.runtime.start(spec.id);
+      await h.runtime.update(spec.id, { Memory: 48 * 1024 * 1024, MemorySwap: 96 * 1024 * 1024, PidsLimit: 30, CpuShares: 256 });
+      const e = await h.runtime.exec(spec.id, { cmd: ['cat', '/sys/fs/cgroup/memory/memory.limit_in_bytes', '/sys/fs/cgroup/pids/pids.max', '/sys/fs/cgroup/cpu/cpu.shares'] });
+      let out = '';
+      e.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      expect(await e.wait()).toBe(0);
+      expect(out.trim().split('\n')).toEqual([String(48 * 1024 * 1024), '30', '256']);
+      const stats = await h.runtime.stats(spec.id);
+      expect(stats.memory.limit).toBe(48 * 1024 * 1024);
+      expect(stats.memory.usage).toBeGreaterThan(0);
+      expect(stats.pids).toEqual({ current: 1, limit: 30 });
+      expect(stats.cpu.usageNs).toBeGreaterThan(0n);
+      expect(Object.keys(stats.network)).toContain('lo');
+      const top = await h.runtime.top(spec.id);
+      expect(top.Titles).toContain('PID');
+      expect(top.Processes.map((p) => p.at(-1))).toEqual(['sleep 60']);
+    } finally {
+      await h.runtime.delete(spec.id, { force: true });
+    }
+  });
+});
