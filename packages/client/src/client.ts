@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { KyInstance } from 'ky';
-import { parseReference } from '@berth/oci-spec';
+import { splitReference } from './transport/reference.js';
 import { dockerConfigPath, encodeRegistryAuth, readDockerConfig, resolveAllAuths, resolveAuth } from './auth/docker-config.js';
 import { AbortedError, ClientError, StreamError, errorFromResponse } from './errors.js';
 import { frames } from './streams/demux.js';
@@ -327,12 +327,7 @@ export class BerthClient {
   /** @internal Credentials for a reference's registry: given, else from config.json and helpers. */
   async registryAuthHeader(ref: string, auth: AuthConfig | undefined): Promise<string> {
     if (auth) return encodeRegistryAuth(auth);
-    let domain = 'docker.io';
-    try {
-      domain = parseReference(ref).domain;
-    } catch {
-      // Let the daemon report a bad reference with its own message.
-    }
+    const { domain } = splitReference(ref);
     const found = await resolveAuth(domain, await readDockerConfig(dockerConfigPath(this.options.env ?? process.env)));
     return encodeRegistryAuth(found);
   }
@@ -818,16 +813,10 @@ export class ImagesApi {
 
 /** `busybox` → fromImage=docker.io/library/busybox, tag=latest; a digest stays in fromImage's tag slot. */
 export function splitForPull(ref: string): { fromImage: string; tag: string } {
-  try {
-    const parsed = parseReference(ref);
-    const name = `${parsed.domain}/${parsed.path}`;
-    if (parsed.digest) return { fromImage: name, tag: parsed.digest };
-    return { fromImage: name, tag: parsed.tag ?? 'latest' };
-  } catch {
-    const colon = ref.lastIndexOf(':');
-    if (colon > ref.lastIndexOf('/')) return { fromImage: ref.slice(0, colon), tag: ref.slice(colon + 1) };
-    return { fromImage: ref, tag: 'latest' };
-  }
+  const parsed = splitReference(ref);
+  const name = `${parsed.domain}/${parsed.path}`;
+  if (parsed.digest) return { fromImage: name, tag: parsed.digest };
+  return { fromImage: name, tag: parsed.tag ?? 'latest' };
 }
 
 export class ExecApi {

@@ -2,17 +2,62 @@
  * @berth/image — where images live on disk: content store, image store, layer codec, overlay
  * snapshotter, registry pull/push, archives. The daemon uses `openImageService`.
  */
-export { ImageError, ImageNotFoundError, ImageInUseError, ContentNotFoundError, ContentExistsError, ContentVerificationError, IngestLockedError, UnsafeLayerError, InvalidLayerError, SnapshotNotFoundError, SnapshotExistsError, SnapshotStateError, InvalidImageError } from './errors.js';
+export {
+  ImageError,
+  ImageNotFoundError,
+  ImageInUseError,
+  ContentNotFoundError,
+  ContentExistsError,
+  ContentVerificationError,
+  IngestLockedError,
+  UnsafeLayerError,
+  InvalidLayerError,
+  SnapshotNotFoundError,
+  SnapshotExistsError,
+  SnapshotStateError,
+  InvalidImageError,
+} from './errors.js';
 
-// Content store
+// Content store (containerd's model: read / write / manage roles)
 export { LocalContentStore, openContentStore, writeBlob } from './content/local-store.js';
 export type { ContentStore, ContentProvider, ContentIngester, ContentManager, ContentWriter, ContentInfo, IngestStatus, WriterOptions, Digest } from './content/types.js';
 
+// Layers
+export { applyLayer, entryComponents, WHITEOUT_PREFIX, OPAQUE_WHITEOUT } from './layer/apply.js';
+export type { ApplyLayerOptions, ApplyLayerResult } from './layer/apply.js';
+export { createLayerTar, createDirectoryTar, upperDirEntries, upperDirChanges } from './layer/diff.js';
+export type { PathChange } from './layer/diff.js';
+export { decompressStream, detectCompression } from './layer/decompress.js';
+export type { Compression } from './layer/decompress.js';
+export { packTar, encodeHeader } from './layer/tar-writer.js';
+export type { TarWriteEntry, TarWriteHeader } from './layer/tar-writer.js';
+export { readTar, ByteSource } from './layer/tar-reader.js';
+export type { TarHeader, TarEntryType } from './layer/tar-reader.js';
+
 // Snapshots
+export { OverlaySnapshotter, openOverlaySnapshotter, mountAll, unmount, diskUsage } from './snapshot/overlay.js';
 export type { Mount, Snapshotter, SnapshotInfo, SnapshotKind } from './snapshot/types.js';
 
+// Image store
+export { ImageStore, openImageStore, chainIds } from './store/image-store.js';
+export type { ImageRecord, ImageLayerRecord } from './store/image-store.js';
+export { openImageContext, unpackImage, unpackLayer, recordFor } from './store/context.js';
+export type { ImageContext } from './store/context.js';
+
+// Distribution
+export { pullImage } from './distribution/pull.js';
+export type { RegistrySource, PullImageOptions } from './distribution/pull.js';
+export { pushImage } from './distribution/push.js';
+export type { RegistrySink } from './distribution/push.js';
+
+// Archives
+export { loadArchive, loadOciLayoutDir, saveArchive, saveOciLayoutDir } from './archive/docker-archive.js';
+export type { LoadedImage } from './archive/docker-archive.js';
+export { ingestLayer, writeImage } from './archive/build.js';
+
 // The facade the daemon uses
-export { openImageService } from './service/service.js';
+export { openImageService, LocalImageService } from './service/service.js';
+export type { RegistryFactory } from './service/service.js';
 export type {
   ImageService,
   ImageServiceOptions,

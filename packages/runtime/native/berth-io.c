@@ -8,10 +8,13 @@
  *       without --leave-stdin-open); socket -> stdout/stderr by the stream byte conmon prefixes
  *       (2 = stdout, 3 = stderr). Exits 0 when conmon closes the socket.
  *
- *   berth-io console <socket-path> -- <command...>
- *       Listens on a unix socket, runs <command> (e.g. `runc exec -t --console-socket <socket-path>`),
- *       receives the pty master by SCM_RIGHTS, relays stdin -> pty and pty -> stdout, and reads
- *       resize requests ("<rows> <cols>\n") on fd 3. Exits with the command's exit status.
+ *   berth-io console <socket-path> <pid-file> -- <command...>
+ *       Becomes a child subreaper, listens on a unix socket, runs <command> (`runc exec -d -t
+ *       --console-socket <socket-path> --pid-file <pid-file> ...`: runc only hands a pty to a
+ *       detached process), receives the pty master by SCM_RIGHTS, relays stdin -> pty and
+ *       pty -> stdout, reads resize requests ("<rows> <cols>\n") on fd 3, and — the detached
+ *       process being reparented to this subreaper — reaps it and exits with its status
+ *       (128+signal when killed). Exits with runc's status when runc fails.
  *
  * No allocation beyond the stack; every fd except 0-3 is close-on-exec.
  */
@@ -24,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -122,8 +126,9 @@ static int recv_fd(int conn)
 	return fd;
 }
 
-static int console(const char *sock_path, char **argv)
+static int console(const char *sock_path, const char *pid_file, char **argv)
 {
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	if (strlen(sock_path) >= sizeof(addr.sun_path)) {
@@ -226,8 +231,34 @@ static int console(const char *sock_path, char **argv)
 				ctl_len = 0;
 		}
 	}
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	if (!exited)
+		waitpid(pid, &status, 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	/* runc succeeded and detached: reap the exec'd process (and any orphan) until it is gone. */
+	pid_t target = 0;
+	FILE *f = fopen(pid_file, "r");
+	if (f) {
+		if (fscanf(f, "%d", &target) != 1)
+			target = 0;
+		fclose(f);
+	}
+	if (target <= 0)
+		return 255;
+	for (;;) {
+		int st;
+		pid_t r = waitpid(-1, &st, 0);
+		if (r == target)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		if (r < 0 && errno == ECHILD) {
+			/* not reparented to us: wait for it to disappear; its status is unknown */
+			char proc[64];
+			snprintf(proc, sizeof(proc), "/proc/%d", target);
+			while (access(proc, F_OK) == 0)
+				usleep(50000);
+			return 255;
+		}
+	}
 }
 
 int main(int argc, char **argv)
@@ -239,8 +270,8 @@ int main(int argc, char **argv)
 			return attach(1, argv[3], argv[4]);
 		return attach(0, argv[2], argv[3]);
 	}
-	if (argc >= 5 && strcmp(argv[1], "console") == 0 && strcmp(argv[3], "--") == 0)
-		return console(argv[2], argv + 4);
-	fprintf(stderr, "usage: berth-io attach [-i] <dir> <name> | berth-io console <socket> -- <command...>\n");
+	if (argc >= 6 && strcmp(argv[1], "console") == 0 && strcmp(argv[4], "--") == 0)
+		return console(argv[2], argv[3], argv + 5);
+	fprintf(stderr, "usage: berth-io attach [-i] <dir> <name> | berth-io console <socket> <pid-file> -- <command...>\n");
 	return 125;
 }

@@ -121,6 +121,11 @@ describePrivileged('networks: namespaces, bridges, DNS, published ports, isolati
     expect(got.stdout).toBe(`hello from ${tag}\n`);
     const cli = `${runDir}/netns/${id('cli')}`;
     const resolv = `nameserver ${netA.gateway}\n`;
+    console.log('A', JSON.stringify(await inNetns(cli, ['nslookup', 'late', netA.gateway])));
+    console.log('B', JSON.stringify(await inNetns(cli, ['ping', '-c1', '-W1', netA.gateway])));
+    console.log('C', JSON.stringify(await exec(['busybox', 'nslookup', 'late', netA.gateway])));
+    console.log('D', JSON.stringify(await inNetns(cli, ['nslookup', 'web-' + tag, netA.gateway])));
+    console.log('E', JSON.stringify(await inNetns(ns, ['nslookup', 'web-' + tag, netA.gateway])));
     expect((await inNetns(cli, ['nslookup', 'late'], resolv)).stdout).toContain(ep.IPAddress);
     await m.disconnect(`a-${tag}`, id('oth'));
     expect((await inNetns(ns, ['ip', '-o', 'link'])).stdout).not.toContain('eth1');

@@ -48,10 +48,25 @@ describePrivileged('runtime: resource limits through cgroups', () => {
   });
 
   it('enforces a pids limit', async () => {
-    const r = await run('read max < /sys/fs/cgroup/pids/pids.max; echo "max=$max"; for i in $(seq 1 30); do sleep 5 & done; read cur < /sys/fs/cgroup/pids/pids.current; echo "current=$cur"', { PidsLimit: 10 });
-    expect(r.stdout).toContain('max=10');
-    expect(r.stdout).toContain('current=10');
-    expect(r.stderr).toMatch(/can't fork|Resource temporarily unavailable/);
+    const spec = await h.spec(['sleep', '60'], { hostConfig: { PidsLimit: 10 } });
+    await h.runtime.create(spec);
+    try {
+      await h.runtime.start(spec.id);
+      const e = await h.runtime.exec(spec.id, { cmd: ['sh', '-c', 'cat /sys/fs/cgroup/pids/pids.max; for i in $(seq 1 30); do sleep 5 & done'] });
+      let out = '';
+      let err = '';
+      e.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      e.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      await e.wait();
+      expect(out.trim()).toBe('10');
+      expect(err).toMatch(/can't fork|Resource temporarily unavailable/);
+      const stats = await h.runtime.stats(spec.id);
+      expect(stats.pids.limit).toBe(10);
+      expect(stats.pids.current).toBeLessThanOrEqual(10);
+      expect(stats.pids.current).toBeGreaterThan(5);
+    } finally {
+      await h.runtime.delete(spec.id, { force: true });
+    }
   });
 
   it('enforces a CPU quota (--cpus 0.5): a busy loop gets about half a CPU', async () => {

@@ -1,5 +1,5 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { cp as copyPath, mkdtemp, rename, rm as removePath, stat } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { cp as copyPath, mkdtemp, rename as renamePath, rm as removePath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { BerthClient, ContainerSummary, ContainerStats, ContainerUpdateBody, Filters } from '@berth/client';
@@ -296,12 +296,11 @@ export async function cp(cli: Cli, args: string[], opts: Opts): Promise<number> 
       const staging = await mkdtemp(join(dirname(target), '.berth-cp-'));
       try {
         await pipeline(tar, extractTar({ cwd: staging, preserveOwner: Boolean(opts.archive) }) as unknown as NodeJS.WritableStream);
-        await rename(join(staging, basename(src.path.replace(/\/+$/, '')) || '.'), target);
+        await renamePath(join(staging, basename(src.path.replace(/\/+$/, '')) || '.'), target);
       } finally {
         await removePath(staging, { recursive: true, force: true });
       }
     }
-    if (!opts.quiet && !cli.stderr.isTTY) return 0;
     return 0;
   }
   const container = dest.container!;
@@ -310,9 +309,8 @@ export async function cp(cli: Cli, args: string[], opts: Opts): Promise<number> 
     return 0;
   }
   const source = resolve(src.path);
-  await stat(source).catch((error: unknown) => {
-    throw new ExitError(1, `berth: lstat ${source}: no such file or directory`, );
-    void error;
+  await stat(source).catch(() => {
+    throw new ExitError(1, `berth: lstat ${source}: no such file or directory`);
   });
   let targetDir = dest.path;
   let name = basename(source);
@@ -343,7 +341,6 @@ export async function cp(cli: Cli, args: string[], opts: Opts): Promise<number> 
   } finally {
     if (staging) await removePath(staging, { recursive: true, force: true });
   }
-  void createReadStream;
   return 0;
 }
 

@@ -1,8 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import dockerignoreModule from '@balena/dockerignore';
-import { create as createTar } from 'tar';
 
 export interface BuildContextOptions {
   /** Dockerfile path relative to the context (default `Dockerfile`); always sent even if ignored. */
@@ -30,6 +28,8 @@ export async function readDockerignore(dir: string): Promise<string[]> {
  * as the docker CLI does. Files stream from disk; nothing is buffered whole.
  */
 export async function createBuildContext(dir: string, options: BuildContextOptions = {}): Promise<Readable> {
+  // Loaded here, not at module load: importing the client must stay cheap for short-lived CLIs.
+  const [{ default: dockerignoreModule }, { create: createTar }] = await Promise.all([import('@balena/dockerignore'), import('tar')]);
   const root = resolve(dir);
   const patterns = await readDockerignore(root);
   // The package is CommonJS (`module.exports = factory`) typed as a default export.

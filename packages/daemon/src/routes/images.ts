@@ -134,7 +134,7 @@ export function registerImageRoutes(router: Router, s: DaemonServices): void {
     const platform = ctx.query.get('platform') || undefined;
     const out = new JsonMessageStream(ctx.stream('application/json'));
     const shown = parsed.tag ?? parsed.digest ?? 'latest';
-    out.write({ status: `Pulling from ${familiarName({ ...parsed, tag: undefined, digest: undefined })}`, id: shown });
+    out.write({ status: `Pulling from ${parsed.path}`, id: shown });
     const abort = new AbortController();
     const onClose = (): void => abort.abort();
     ctx.connection.once('close', onClose);

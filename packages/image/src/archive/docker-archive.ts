@@ -106,11 +106,16 @@ function parseJson<T>(contents: ArchiveContents, path: string): T | undefined {
   }
 }
 
-function blobDigest(contents: ArchiveContents, path: string): string {
+/** Digest of an archive member in the content store (small JSON members are stored on demand). */
+async function blobDigest(ctx: ImageContext, contents: ArchiveContents, path: string): Promise<string> {
   const clean = entryComponents(path, 'archive path').join('/');
   const d = contents.blobs.get(clean);
-  if (!d) throw new InvalidImageError(`archive references ${path}, which it does not contain`);
-  return d;
+  if (d) return d;
+  const json = contents.json.get(clean);
+  if (!json) throw new InvalidImageError(`archive references ${path}, which it does not contain`);
+  const info = await writeBlob(ctx.content, json);
+  contents.blobs.set(clean, info.digest);
+  return info.digest;
 }
 
 async function finishLoad(ctx: ImageContext, contents: ArchiveContents, onProgress?: (message: string) => void): Promise<LoadedImage[]> {
@@ -127,7 +132,7 @@ async function finishLoad(ctx: ImageContext, contents: ArchiveContents, onProgre
     }
     // Docker 25+ archives: the tags are in manifest.json, by config; OCI layouts: annotations.
     const tagsByConfig = new Map<string, string[]>();
-    for (const e of dockerManifest ?? []) tagsByConfig.set(blobDigest(contents, e.Config), e.RepoTags ?? []);
+    for (const e of dockerManifest ?? []) tagsByConfig.set(await blobDigest(ctx, contents, e.Config), e.RepoTags ?? []);
     for (const desc of idx.manifests) {
       const names = annotationNames(desc);
       let manifestDesc: Descriptor = desc;
@@ -144,10 +149,10 @@ async function finishLoad(ctx: ImageContext, contents: ArchiveContents, onProgre
   } else if (dockerManifest !== undefined) {
     // Legacy docker-archive: no manifests inside, synthesise a schema2 manifest per image.
     for (const e of dockerManifest) {
-      const configDigest = blobDigest(contents, e.Config);
+      const configDigest = await blobDigest(ctx, contents, e.Config);
       const layers: Descriptor[] = [];
       for (const l of e.Layers) {
-        const digest = blobDigest(contents, l);
+        const digest = await blobDigest(ctx, contents, l);
         const head = await ctx.content.reader(digest, { start: 0, end: 4 });
         const bytes: Buffer[] = [];
         for await (const c of head) bytes.push(c as Buffer);

@@ -133,9 +133,10 @@ interface StepInfo {
   label: string;
 }
 
+/** A step that failed for a reason other than a BuildError (an I/O error, say). */
 class StepFailure extends BuildError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('BUILD_STEP_FAILED', 'invalid', message, options);
+    super('BUILD_STEP_FAILED', 'internal', message, options);
   }
 }
 
@@ -349,13 +350,14 @@ class BuildRun {
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       this.emit({ type: 'step-failed', step: info.step, error: message, durationMs: performance.now() - started });
-      if (error instanceof BuildError && !(error instanceof StepFailure) && !(error instanceof DockerfileParseError)) {
-        const wrapped = error instanceof RunStepFailedError
-          ? error
-          : new StepFailure(`Dockerfile:${ins.loc.startLine}: ${ins.original}: ${message}`, { cause: error });
-        throw wrapped;
+      if (error instanceof DockerfileParseError || (error instanceof BuildError && error.message.startsWith('Dockerfile:'))) throw error;
+      if (error instanceof BuildError) {
+        // Same class and code for callers; the message gains the Dockerfile line and instruction.
+        error.message = `Dockerfile:${ins.loc.startLine}: ${ins.original}: ${message}`;
+        throw error;
       }
-      throw error;
+      if (error instanceof Error && error.name === 'AbortError') throw error;
+      throw new StepFailure(`Dockerfile:${ins.loc.startLine}: ${ins.original}: ${message}`, { cause: error });
     }
   }
 
@@ -433,14 +435,28 @@ class BuildRun {
     return h;
   }
 
-  /** A config-only step: new key, history entry without a layer. */
-  private configStep(state: StageState, payload: unknown[], createdBy: string, mutate: (c: NonNullable<ImageConfig['config']>) => void): StageState {
+  /**
+   * A config-only step: new key, history entry without a layer. Nothing runs either way; it
+   * counts as cached when the same key was seen before (so a changed parent shows up as the
+   * steps after it not being cached, as in Docker's output).
+   */
+  private async configStep(
+    state: StageState,
+    payload: unknown[],
+    createdBy: string,
+    mutate: (c: NonNullable<ImageConfig['config']>) => void,
+  ): Promise<StageState> {
     const config = structuredClone(state.config);
     config.config ??= {};
     mutate(config.config);
-    const next: StageState = { ...state, config, key: sha([state.key, ...payload]) };
+    const key = sha([state.key, ...payload]);
+    const next: StageState = { ...state, config, key };
     this.history(next, createdBy, true, state.created);
-    this.cached++;
+    if (!this.options.noCache && (await this.store.lookup(key))) this.cached++;
+    else {
+      await this.store.record(key, undefined, state.created);
+      this.executed++;
+    }
     return next;
   }
 
@@ -485,11 +501,10 @@ class BuildRun {
           args.set(def.name, value);
           shown.push(value === undefined ? def.name : `${def.name}=${value}`);
         }
-        const next = this.configStep({ ...state, args }, ['arg', ins.args.map((a) => a.name)], `ARG ${shown.join(' ')}`, () => undefined);
-        return next;
+        return this.configStep({ ...state, args }, ['arg', ins.args.map((a) => a.name)], `ARG ${shown.join(' ')}`, () => undefined);
       }
       case 'workdir':
-        return this.workdir(state, ex(ins.value));
+        return this.workdir(state, ins, ex(ins.value));
       case 'user': {
         const user = ex(ins.value);
         return this.configStep(state, ['user', user], `USER ${user}`, (c) => {
@@ -498,7 +513,7 @@ class BuildRun {
       }
       case 'maintainer': {
         const author = ex(ins.value);
-        const next = this.configStep(state, ['maintainer', author], `MAINTAINER ${author}`, () => undefined);
+        const next = await this.configStep(state, ['maintainer', author], `MAINTAINER ${author}`, () => undefined);
         next.config.author = author;
         return next;
       }
@@ -530,7 +545,7 @@ class BuildRun {
       }
       case 'cmd': {
         const cmd = ins.empty ? [] : this.commandArgs(state, ins.command);
-        const next = this.configStep(state, ['cmd', cmd], `CMD ${goQuoteList(cmd)}`, (c) => {
+        const next = await this.configStep(state, ['cmd', cmd], `CMD ${goQuoteList(cmd)}`, (c) => {
           c.Cmd = cmd;
         });
         next.cmdSet = true;
@@ -544,7 +559,7 @@ class BuildRun {
         });
       }
       case 'shell': {
-        const next = this.configStep(state, ['shell', ins.shell], `SHELL [${ins.shell.join(' ')}]`, (c) => {
+        const next = await this.configStep(state, ['shell', ins.shell], `SHELL [${ins.shell.join(' ')}]`, (c) => {
           c.Shell = ins.shell;
         });
         next.shell = ins.shell;
@@ -605,10 +620,15 @@ class BuildRun {
     key: string,
     createdBy: string,
     ins: Instruction,
+    independentKey: string | undefined,
     produce: (upper: string) => Promise<void>,
   ): Promise<StageState> {
     if (!this.options.noCache) {
-      const hit = await this.lookupCache(key);
+      let hit = await this.lookupCache(key);
+      if (!hit && independentKey !== undefined) {
+        hit = await this.lookupCache(independentKey);
+        if (hit) await this.store.record(key, hit.layer, hit.created);
+      }
       if (hit) {
         this.cached++;
         this.emit({ type: 'step-cached', step: this.stepOf(ins) });
@@ -624,6 +644,7 @@ class BuildRun {
       if (layer) this.releases.push(this.store.hold([layer.diffId]));
       const created = new Date().toISOString();
       await this.store.record(key, layer, created);
+      if (independentKey !== undefined) await this.store.record(independentKey, layer, created);
       this.executed++;
       return this.withLayer(state, key, layer, createdBy, created);
     } finally {
@@ -661,25 +682,25 @@ class BuildRun {
     return next;
   }
 
-  private async workdir(state: StageState, value: string): Promise<StageState> {
+  private async workdir(state: StageState, ins: Instruction, value: string): Promise<StageState> {
     const dir = posix.resolve(state.config.config?.WorkingDir || '/', value);
-    const config = structuredClone(state.config);
-    config.config ??= {};
-    config.config.WorkingDir = dir;
-    const withDir: StageState = { ...state, config };
-    const key = sha([state.key, 'workdir', dir, state.config.config?.User ?? '']);
+    const payload = ['workdir', dir, state.config.config?.User ?? ''];
     const fs = this.layered(state);
     const resolved = await resolveScoped(fs, dir);
     if ((await fs.lstat(resolved))?.kind === 'directory') {
-      const next = { ...withDir, key };
-      this.history(next, `WORKDIR ${dir}`, true, state.created);
-      this.cached++;
-      return next;
+      return this.configStep(state, payload, `WORKDIR ${dir}`, (c) => {
+        c.WorkingDir = dir;
+      });
     }
+    // A missing directory is created (owned by the current USER) as a layer of its own.
+    const config = structuredClone(state.config);
+    config.config ??= {};
+    config.config.WorkingDir = dir;
     const user = await resolveUser(fs, state.config.config?.User ?? '');
-    return this.layerStep(withDir, key, `WORKDIR ${dir}`, { loc: { startLine: 0, endLine: 0, column: 0 }, original: '', kind: 'workdir', value }, async (upper) => {
+    return this.layerStep({ ...state, config }, sha([state.key, ...payload]), `WORKDIR ${dir}`, ins, undefined, async (upper) => {
       const writer = new UpperWriter(upper, this.lowerDirs(state).filter((d) => d !== this.emptyLayerDir));
       await writer.ensureDir(resolved, { mode: 0o755, uid: user.uid, gid: user.gid });
+      await writer.finish();
     });
   }
 
@@ -738,7 +759,7 @@ class BuildRun {
     const argsPrefix = argEnv.length > 0 ? `|${argEnv.length} ${argEnv.join(' ')} ` : '';
     const createdBy = `RUN ${argsPrefix}${argv.join(' ')} # buildkit`;
 
-    return this.layerStep(state, key, createdBy, ins, async (upper) => {
+    return this.layerStep(state, key, createdBy, ins, undefined, async (upper) => {
       const work = join(upper, '..', 'work');
       const scratch = join(upper, '..', 'scratch');
       await mkdir(work);
@@ -799,7 +820,7 @@ class BuildRun {
       return `image:${image.id}:${m.source ?? ''}`;
     }
     const [rel] = await this.context.resolveSources(m.source ?? '.', undefined);
-    return `context:${await hashContextPath(this.context.root, rel ?? '', (p) => this.context.isIgnored(p))}`;
+    return `context:${await hashContextPath(this.context.root, rel ?? '', (p, isDir) => this.context.isIgnored(p, isDir))}`;
   }
 
   private async sourceLayers(from: string, stage: Stage): Promise<{ dirs: string[]; key: string; fs: LayeredFs }> {
@@ -937,31 +958,36 @@ class BuildRun {
     }
     const resolved: Resolved[] = [];
     const hashes: string[] = [];
+    // --exclude patterns apply to paths relative to each source (a matched file: its name).
+    const excludeHit = (rel: string, base: string, isDir: boolean): boolean => {
+      if (!excludeMatcher) return false;
+      const relative = rel === base ? posix.basename(rel) : base === '' ? rel : rel.startsWith(`${base}/`) ? rel.slice(base.length + 1) : rel;
+      return excludeMatcher.ignores(relative) && !(isDir && excludeMatcher.hasExceptions);
+    };
+    const topLevel = (rel: string, isDir: boolean) => excludeHit(rel, rel, isDir);
     if (from !== undefined) {
       if (isAdd) throw new InvalidBuildError('ADD does not support --from');
       const src = await this.sourceLayers(from, stage);
-      const tree = layeredSourceTree(src.fs, (rel) => excludeMatcher?.ignores(rel) ?? false);
       for (const s of sources) {
-        for (const rel of await resolveSourcePaths(src.fs, s, (rel) => excludeMatcher?.ignores(rel) ?? false, `stage ${from}`)) {
-          resolved.push({ tree, rel });
+        for (const rel of await resolveSourcePaths(src.fs, s, topLevel, `stage ${from}`)) {
+          resolved.push({ tree: layeredSourceTree(src.fs, (p, isDir) => excludeHit(p, rel, isDir)), rel });
           hashes.push(`${src.key}:${rel}`);
         }
       }
     } else {
-      const excluded = (rel: string) => this.context.isIgnored(rel) || (excludeMatcher?.ignores(rel) ?? false);
-      const tree = directorySourceTree(this.context.root, excluded);
       for (const s of sources) {
         if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) {
           if (!isAdd) throw new InvalidBuildError(`source can't be a URL for COPY: ${s}`);
           if (/^git@|\.git(#|$)/.test(s)) throw new NotImplementedError('ADD from a git repository');
           const fetched = await this.fetchUrl(s, ins.checksum !== undefined ? ex(ins.checksum) : undefined);
-          resolved.push({ tree, rel: '', url: { url: s, ...fetched } });
+          resolved.push({ tree: directorySourceTree(this.context.root), rel: '', url: { url: s, ...fetched } });
           hashes.push(`url:${s}:${digestOf(fetched.bytes)}`);
           continue;
         }
-        for (const rel of await this.context.resolveSources(s, excludeMatcher)) {
+        for (const rel of await resolveSourcePaths(this.context.scopedFs, s, (p, isDir) => this.context.isExcluded(p, isDir) || topLevel(p, isDir), 'build context')) {
+          const excluded = (p: string, isDir: boolean) => this.context.isExcluded(p, isDir) || excludeHit(p, rel, isDir);
           const archive = isAdd && (await isArchive(this.context.hostPath(rel)));
-          resolved.push({ tree, rel, archive });
+          resolved.push({ tree: directorySourceTree(this.context.root, excluded), rel, archive });
           hashes.push(`${archive ? 'archive' : 'context'}:${rel}:${await hashContextPath(this.context.root, rel, excluded)}`);
         }
       }
@@ -971,18 +997,11 @@ class BuildRun {
     }
     for (const h of heredocs) hashes.push(`heredoc:${h.name}:${digestOf(h.content)}`);
 
-    const key = sha([
-      ins.link ? 'link' : state.key,
-      ins.link ? '' : workdir,
-      ins.kind,
-      dest,
-      chown ?? '',
-      chmod ?? '',
-      ins.parents,
-      excludes,
-      hashes,
-      ins.link ? state.key : '',
-    ]);
+    // --link: the layer depends only on the instruction and the copied content, so a changed
+    // parent reuses it (`linkKey`); the stage's identity still chains through the parent.
+    const contentKey = sha([ins.kind, dest, chown ?? '', chmod ?? '', ins.parents, excludes, hashes]);
+    const linkKey = ins.link ? sha(['link', contentKey]) : undefined;
+    const key = sha([state.key, workdir, contentKey]);
     const flags = [
       from !== undefined ? `--from=${from}` : '',
       chown !== undefined ? `--chown=${chown}` : '',
@@ -993,7 +1012,7 @@ class BuildRun {
     const shownSources = [...sources, ...ins.heredocs.map((h) => `<<${h.name}`)];
     const createdBy = `${ins.kind.toUpperCase()} ${flags.length ? `${flags.join(' ')} ` : ''}${shownSources.join(' ')} ${ins.dest} # buildkit`;
 
-    return this.layerStep(state, key, createdBy, ins, async (upper) => {
+    return this.layerStep(state, key, createdBy, ins, linkKey, async (upper) => {
       const lowerLayers = ins.link ? [] : this.lowerDirs(state).filter((d) => d !== this.emptyLayerDir);
       const writer = new UpperWriter(upper, lowerLayers);
       const owner = chown !== undefined ? await resolveChown(ins.link ? this.layered(state) : writer.view, chown) : { uid: 0, gid: 0 };
@@ -1030,6 +1049,7 @@ class BuildRun {
         else target = destDir ? [...destDir, srcParts[srcParts.length - 1] ?? ''] : await writer.resolve(dest, false);
         await writer.copy(r.tree, srcParts, target, { owner, chmod: mode });
       }
+      await writer.finish();
     });
   }
 

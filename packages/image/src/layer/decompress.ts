@@ -13,8 +13,7 @@ export function detectCompression(head: Uint8Array): Compression {
 
 /** A streaming zstd decoder (fzstd) as a Transform. */
 export function createZstdDecompress(): Transform {
-  let decoder: Decompress;
-  const t = new Transform({
+  const t: Transform = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       try {
         decoder.push(chunk);
@@ -32,7 +31,7 @@ export function createZstdDecompress(): Transform {
       }
     },
   });
-  decoder = new Decompress((data) => {
+  const decoder = new Decompress((data) => {
     t.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   });
   return t;

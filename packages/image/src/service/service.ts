@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { Readable } from 'node:stream';
-import { NotImplementedError, formatReference, hostPlatform, parseReference, familiarString, registryHost } from '@berth/oci-spec';
+import { formatReference, hostPlatform, parseReference, familiarString, registryHost } from '@berth/oci-spec';
 import type { ImageConfig } from '@berth/oci-spec';
+import { RegistryClient, StaticCredentials } from '@berth/registry';
+import type { Credential, RegistryClientOptions } from '@berth/registry';
 import { historyEntry, ingestLayer, writeImage } from '../archive/build.js';
 import { loadArchive, loadOciLayoutDir, saveArchive, saveOciLayoutDir } from '../archive/docker-archive.js';
 import { pullImage } from '../distribution/pull.js';
@@ -518,9 +520,19 @@ function toLoadResult(loaded: { id: string; names: string[] }[]): LoadResult {
   return out;
 }
 
-async function defaultRegistry(): Promise<RegistryFactory> {
-  return async () => {
-    throw new NotImplementedError('pulling and pushing (waiting for @berth/registry RegistryClient)');
+/** @berth/registry's client; explicit credentials (X-Registry-Auth) win over ~/.docker/config.json. */
+function defaultRegistry(concurrency: number): RegistryFactory {
+  return async ({ auth, host, insecure }) => {
+    const options: RegistryClientOptions = { insecure, concurrency };
+    if (auth && (auth.username || auth.password || auth.identitytoken || auth.registrytoken)) {
+      const cred: Credential = {};
+      if (auth.username) cred.username = auth.username;
+      if (auth.password) cred.password = auth.password;
+      if (auth.identitytoken) cred.identityToken = auth.identitytoken;
+      if (auth.registrytoken) cred.registryToken = auth.registrytoken;
+      options.credentials = new StaticCredentials({ [host]: cred });
+    }
+    return new RegistryClient(options);
   };
 }
 
@@ -531,6 +543,6 @@ async function defaultRegistry(): Promise<RegistryFactory> {
  */
 export async function openImageService(options: ImageServiceOptions & { registry?: RegistryFactory }): Promise<ImageService> {
   const ctx = await openImageContext(options.root);
-  return new LocalImageService(ctx, options, options.registry ?? (await defaultRegistry()));
+  return new LocalImageService(ctx, options, options.registry ?? defaultRegistry(options.concurrency ?? 4));
 }
 

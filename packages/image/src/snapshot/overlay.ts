@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, readFile, readdir, rename, rm, writeFile, open } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rename, rm, open } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { SnapshotExistsError, SnapshotNotFoundError, SnapshotStateError, ImageError } from '../errors.js';

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { familiarString, formatReference, parseReference, referenceName } from '@berth/oci-spec';
@@ -52,7 +53,6 @@ export function chainIds(diffIds: string[]): string[] {
   return out;
 }
 
-import { createHash } from 'node:crypto';
 function sha256Text(s: string): string {
   return `sha256:${createHash('sha256').update(s).digest('hex')}`;
 }

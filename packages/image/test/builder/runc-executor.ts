@@ -59,7 +59,6 @@ export function createRuncExecutor(): BuildExecutor & { stats: RuncExecutorStats
             env: request.process.env,
             cwd: request.process.cwd,
             capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS },
-            rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1048576, soft: 1048576 }],
             noNewPrivileges: false,
           },
           root: { path: rootfs, readonly: false },

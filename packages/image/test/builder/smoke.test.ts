@@ -24,7 +24,10 @@ describePrivileged('builder smoke', () => {
     const result = await h.builder.build({
       context: ctx,
       dockerfileText: 'FROM busybox\nRUN echo hi > /a && echo out\nCOPY file /b\n',
-      onEvent: (e) => events.push(JSON.stringify(e)),
+      onEvent: (e) => {
+        events.push(JSON.stringify(e));
+        if (e.type === "step-output") console.log(e.line);
+      },
     });
     expect(result.manifest.layers.length).toBe(3);
     expect(h.executor.stats.runs).toBe(1);

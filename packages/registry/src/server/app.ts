@@ -136,11 +136,21 @@ export class RegistryApp {
     const url = new URL(req.url ?? '/', 'http://registry.invalid');
     const ctx: Ctx = { req, res, url, user: undefined };
     let bytes = 0;
+    const count = (chunk: unknown): void => {
+      if (chunk && typeof chunk !== 'function' && typeof (chunk as { length?: unknown }).length === 'number') {
+        bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as { length: number }).length;
+      }
+    };
     const write = res.write.bind(res);
     res.write = ((chunk: unknown, ...rest: unknown[]) => {
-      if (chunk && typeof (chunk as { length?: unknown }).length === 'number') bytes += (chunk as { length: number }).length;
+      count(chunk);
       return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
     }) as typeof res.write;
+    const end = res.end.bind(res);
+    res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+      count(chunk);
+      return (end as (...a: unknown[]) => ServerResponse)(chunk, ...rest);
+    }) as typeof res.end;
     res.on('close', () => {
       const log = this.options.log;
       if (!log) return;

@@ -127,10 +127,13 @@ export async function serveRegistry(options: ServeRegistryOptions): Promise<Runn
       closing ??= (async () => {
         if (timer) clearInterval(timer);
         const done = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Keep-alive connections busy now become idle when their response ends; close them then.
         server.closeIdleConnections();
+        const sweeper = setInterval(() => server.closeIdleConnections(), 50);
         const deadline = setTimeout(() => server.closeAllConnections(), options.shutdownTimeoutMs ?? 10_000);
         deadline.unref();
         await done;
+        clearInterval(sweeper);
         clearTimeout(deadline);
       })();
       return closing;

@@ -159,52 +159,60 @@ export async function* readLogs(
   // History: every rotated file, then the current one (kept open for follow).
   const files = logFiles(logPath, maxFiles);
   let current: { reader: LineReader; ino: number } | undefined;
-  for (const file of files) {
-    let fh: FileHandle;
-    try {
-      fh = await open(file, 'r');
-    } catch {
-      continue;
-    }
-    const reader = new LineReader(fh);
-    for (const e of consume(await reader.read())) yield* emitOrKeep(e);
-    if (file === logPath) {
-      current = { reader, ino: (await fh.stat()).ino };
-    } else {
-      await fh.close();
-    }
-  }
-  if (!options.follow) {
-    for (const e of flushPartials()) yield* emitOrKeep(e);
-    yield* ring.splice(0);
-    await current?.reader.fh.close();
-    return;
-  }
-  yield* ring.splice(0);
+  const open_: FileHandle[] = [];
   try {
-    for (;;) {
-      if (options.signal?.aborted) return;
-      const stopped = await isStopped();
-      if (current) for (const e of consume(await current.reader.read())) yield e;
-      // Rotated (or created late)? Drain the old file, then switch to the new one.
-      const st = await stat(logPath).catch(() => undefined);
-      if (st && (!current || st.ino !== current.ino)) {
-        if (current) {
-          for (const e of consume(await current.reader.read())) yield e;
-          await current.reader.fh.close();
-        }
-        const fh = await open(logPath, 'r');
-        current = { reader: new LineReader(fh), ino: (await fh.stat()).ino };
+    for (const file of files) {
+      let fh: FileHandle;
+      try {
+        fh = await open(file, 'r');
+      } catch {
         continue;
       }
-      if (stopped) {
-        if (current) for (const e of consume(await current.reader.read())) yield e;
-        yield* flushPartials();
-        return;
+      open_.push(fh);
+      const reader = new LineReader(fh);
+      for (const e of consume(await reader.read())) yield* emitOrKeep(e);
+      if (file === logPath) {
+        current = { reader, ino: (await fh.stat()).ino };
+      } else {
+        await fh.close();
       }
-      await sleep(100);
+    }
+    if (!options.follow) {
+      for (const e of flushPartials()) yield* emitOrKeep(e);
+      yield* ring.splice(0);
+      await current?.reader.fh.close();
+      return;
+    }
+    yield* ring.splice(0);
+    try {
+      for (;;) {
+        if (options.signal?.aborted) return;
+        const stopped = await isStopped();
+        if (current) for (const e of consume(await current.reader.read())) yield e;
+        // Rotated (or created late)? Drain the old file, then switch to the new one.
+        const st = await stat(logPath).catch(() => undefined);
+        if (st && (!current || st.ino !== current.ino)) {
+          if (current) {
+            for (const e of consume(await current.reader.read())) yield e;
+            await current.reader.fh.close();
+          }
+          const fh = await open(logPath, 'r');
+          open_.push(fh);
+          current = { reader: new LineReader(fh), ino: (await fh.stat()).ino };
+          continue;
+        }
+        if (stopped) {
+          if (current) for (const e of consume(await current.reader.read())) yield e;
+          yield* flushPartials();
+          return;
+        }
+        await sleep(100);
+      }
+    } finally {
+      await current?.reader.fh.close().catch(() => undefined);
     }
   } finally {
-    await current?.reader.fh.close().catch(() => undefined);
+    // Also when the consumer stops early (break out of for-await).
+    for (const fh of open_) await fh.close().catch(() => undefined);
   }
 }

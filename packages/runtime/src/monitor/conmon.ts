@@ -45,7 +45,6 @@ export async function launchMonitor(o: MonitorLaunch): Promise<{ pid: number; mo
     '-p', o.pidFile,
     '-P', o.conmonPidFile,
     '-l', `k8s-file:${o.logPath}`,
-    '--log-size-max', String(o.logSizeMax),
     '--exit-dir', o.exitDir,
     '-0', o.persistDir,
     '--full-attach',
@@ -53,6 +52,7 @@ export async function launchMonitor(o: MonitorLaunch): Promise<{ pid: number; mo
     '--runtime-arg', `--root=${o.runtimeRoot}`,
     '--log-level', 'error',
   ];
+  if (o.logSizeMax > 0) args.push('--log-size-max', String(o.logSizeMax));
   if (o.terminal) args.push('-t');
   if (o.stdin) args.push('-i');
   if (o.leaveStdinOpen) args.push('--leave-stdin-open');

@@ -64,27 +64,36 @@ function endpointCommands(ep: EndpointPlumbing): string[] {
   return cmds;
 }
 
-async function attachHostSide(eps: EndpointPlumbing[]): Promise<void> {
-  if (eps.length === 0) return;
-  const cmds = eps.flatMap((ep) => [
+function hostSideCommands(ep: EndpointPlumbing): string[] {
+  return [
     `link set ${ep.hostVeth} master ${ep.bridge}`,
     `link set ${ep.hostVeth} type bridge_slave hairpin on`,
     `link set ${ep.hostVeth} up`,
-  ]);
-  await run(['ip', '-batch', '-'], { input: cmds.join('\n') + '\n' });
+  ];
+}
+
+async function attachHostSide(eps: EndpointPlumbing[]): Promise<void> {
+  if (eps.length === 0) return;
+  await run(['ip', '-batch', '-'], { input: eps.flatMap(hostSideCommands).join('\n') + '\n' });
 }
 
 /**
- * Creates the namespace file `path` with `lo` up and the given endpoints inside, in one process
- * (`unshare --net=<file> ip -batch -`), then plugs the host-side veths into their bridges.
- * On failure everything created is removed again.
+ * Creates the namespace file `path` with `lo` up and the given endpoints inside
+ * (`unshare --net=<file> ip -batch`), then plugs the host-side veths into their bridges — one
+ * shell process for both, since a process spawn is most of the cost of starting a container's
+ * network. On failure everything created is removed again.
  */
 export async function createNetns(path: string, endpoints: EndpointPlumbing[]): Promise<void> {
   await writeFile(path, '', { flag: 'wx', mode: 0o444 });
   try {
-    const cmds = ['link set lo up', ...endpoints.flatMap(endpointCommands)];
-    await run(['unshare', `--net=${path}`, 'ip', '-batch', '-'], { input: cmds.join('\n') + '\n' });
-    await attachHostSide(endpoints);
+    const inside = ['link set lo up', ...endpoints.flatMap(endpointCommands)].join('\n');
+    const host = endpoints.flatMap(hostSideCommands).join('\n');
+    // Everything interpolated is generated here (interface names, addresses, MACs) or validated
+    // (bridge names); the path is passed as an argument.
+    const script =
+      `set -e\nunshare --net="$1" ip -batch - <<'BERTH_NS'\n${inside}\nBERTH_NS\n` +
+      (host !== '' ? `ip -batch - <<'BERTH_HOST'\n${host}\nBERTH_HOST\n` : '');
+    await run(['sh', '-c', script, 'sh', path]);
   } catch (e) {
     await deleteLinks(endpoints.map((ep) => ep.hostVeth));
     await deleteNetns(path);
@@ -112,6 +121,15 @@ export async function deleteLinks(names: string[]): Promise<void> {
     input: names.map((n) => `link del ${n}`).join('\n') + '\n',
     allowFailure: true,
   });
+}
+
+/**
+ * Removes a container's namespace and its veths in one process (idempotent). The veths would go
+ * with the namespace anyway, but only once nothing holds it; deleting them is immediate.
+ */
+export async function deleteNetnsAndLinks(path: string, links: string[]): Promise<void> {
+  const dels = links.map((l) => `ip link del ${l} 2>/dev/null || true\n`).join('');
+  await run(['sh', '-c', `${dels}umount "$1" 2>/dev/null || true\nrm -f "$1"`, 'sh', path]);
 }
 
 /** Unmounts and removes a namespace file (idempotent). */

@@ -26,6 +26,7 @@ import {
   deleteBridge,
   deleteLinks,
   deleteNetns,
+  deleteNetnsAndLinks,
   ensureBridge,
   ensureNetnsDir,
   linkExists,
@@ -135,6 +136,9 @@ export class NetworkManager {
   private readonly bridgePrefix: string;
   private readonly portRange: [number, number];
   private readonly dnsPort: number;
+  /** Kernel objects known to be in place since the last reconcile (saves a process per start). */
+  private netnsDirReady = false;
+  private readonly bridgesReady = new Set<string>();
 
   private constructor(private readonly options: NetworkManagerOptions) {
     this.stateFile = join(options.stateDir, 'networks.json');
@@ -359,7 +363,10 @@ export class NetworkManager {
       await this.save();
       await this.applyFirewall();
       await this.updateDns();
-      if (net.bridge !== undefined) await deleteBridge(net.bridge);
+      if (net.bridge !== undefined) {
+        this.bridgesReady.delete(net.bridge);
+        await deleteBridge(net.bridge);
+      }
     });
   }
 
@@ -426,10 +433,14 @@ export class NetworkManager {
     return pool ? parseCidr(pool.subnet).prefix : 0;
   }
 
-  private async ensureNetworkLinks(n: StoredNetwork): Promise<boolean> {
+  /** Creates/repairs the network's bridge; `cached` skips bridges already ensured since reconcile. */
+  private async ensureNetworkLinks(n: StoredNetwork, cached = false): Promise<boolean> {
     if (n.bridge === undefined || n.ipam === undefined) return false;
+    if (cached && this.bridgesReady.has(n.bridge) && (await linkExists(n.bridge))) return false;
     const addrs = n.ipam.pools.map((p) => `${p.gateway}/${parseCidr(p.subnet).prefix}`);
-    return ensureBridge(n.bridge, addrs, n.mtu);
+    const created = await ensureBridge(n.bridge, addrs, n.mtu);
+    this.bridgesReady.add(n.bridge);
+    return created;
   }
 
   // ---------------------------------------------------------------- containers
@@ -484,7 +495,10 @@ export class NetworkManager {
         await this.save();
         return this.setupOf(c);
       }
-      await ensureNetnsDir(this.netnsDir);
+      if (!this.netnsDirReady) {
+        await ensureNetnsDir(this.netnsDir);
+        this.netnsDirReady = true;
+      }
       c.netnsPath = join(this.netnsDir, req.containerId);
       if (mode === 'none') {
         c.mode = 'none';
@@ -530,10 +544,12 @@ export class NetworkManager {
           req,
         );
         await this.save();
-        for (const n of nets) await this.ensureNetworkLinks(n);
+        let created = false;
+        for (const n of nets) created = (await this.ensureNetworkLinks(n, true)) || created;
         await createNetns(c.netnsPath, plumbing);
-        await this.applyFirewall();
-        await this.updateDns(c);
+        // The ruleset depends on networks and published ports only, not on plain endpoints.
+        if (c.ports.length > 0 || created) await this.applyFirewall();
+        if (nets.some((n) => n.dns)) await this.updateDns(c);
       } catch (e) {
         await this.dropContainer(c).catch(() => undefined);
         throw e;
@@ -632,10 +648,11 @@ export class NetworkManager {
       if (n?.ipam) releaseAddresses(n.ipam, ep.id);
     }
     await this.save();
-    await this.applyFirewall();
+    if (c.ports.length > 0) await this.applyFirewall();
     if (c.endpoints.some((e) => this.state.networks.find((n) => n.id === e.networkId)?.dns === true)) await this.updateDns();
-    await deleteLinks(c.endpoints.map((e) => e.hostVeth));
-    if (c.mode !== 'container' && c.mode !== 'host' && c.netnsPath !== undefined) await deleteNetns(c.netnsPath);
+    const veths = c.endpoints.map((e) => e.hostVeth);
+    if (c.mode !== 'container' && c.mode !== 'host' && c.netnsPath !== undefined) await deleteNetnsAndLinks(c.netnsPath, veths);
+    else await deleteLinks(veths);
   }
 
   /** `POST /networks/{id}/connect` for a container whose networking is set up (running). */
@@ -656,11 +673,10 @@ export class NetworkManager {
       const ep = this.allocateEndpoint(c, n, req);
       try {
         await this.save();
-        await this.ensureNetworkLinks(n);
+        await this.ensureNetworkLinks(n, true);
         await addEndpoints(c.netnsPath, [this.plumbingOf(n, ep, c.endpoints.length === 1)]);
         if (wasNone) c.mode = 'bridge';
         await this.save();
-        await this.applyFirewall();
         if (n.dns) await this.updateDns(c);
       } catch (e) {
         c.endpoints = c.endpoints.filter((x) => x.id !== ep.id);
@@ -682,11 +698,11 @@ export class NetworkManager {
         if (opts.force === true) return;
         throw new NetworkError('NOT_CONNECTED', 'not-found', `container ${containerId} is not connected to network ${n.name}`);
       }
+      const primaryGone = c.endpoints[0]?.id === ep.id;
       c.endpoints = c.endpoints.filter((e) => e.id !== ep.id);
-      if (c.endpoints.length === 0) c.ports = [];
       if (n.ipam) releaseAddresses(n.ipam, ep.id);
       await this.save();
-      await this.applyFirewall();
+      if (primaryGone && c.ports.length > 0) await this.applyFirewall();
       if (n.dns) await this.updateDns();
       await deleteLinks([ep.hostVeth]);
     });
@@ -838,6 +854,8 @@ export class NetworkManager {
   reconcile(live: Iterable<string>): Promise<ReconcileReport> {
     return this.exclusive(async () => {
       const alive = new Set(live);
+      this.bridgesReady.clear();
+      this.netnsDirReady = false;
       const report: ReconcileReport = {
         removedEndpoints: [],
         removedNetns: [],
@@ -940,6 +958,8 @@ export class NetworkManager {
       await deleteRuleset(this.table);
       await this.dns.update([]);
       for (const n of this.state.networks) if (n.bridge !== undefined) await deleteBridge(n.bridge);
+      this.bridgesReady.clear();
+      this.netnsDirReady = false;
     });
   }
 }

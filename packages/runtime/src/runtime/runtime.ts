@@ -371,7 +371,9 @@ class BerthRuntime implements Runtime {
       runtimePath: runtime.path,
       runtimeRoot: this.binary(runtime).root,
       logPath: path.join(dir, 'ctr.log'),
-      logSizeMax: rec.logMaxSize > 0 ? rec.logMaxSize * 4 : -1,
+      // No size cap in conmon: its cap truncates (and counts bytes across our reopens), losing
+      // recent lines. Rotation is done by the runtime while a process has it open.
+      logSizeMax: -1,
       exitDir: path.join(dir, 'exits'),
       persistDir: dir,
       pidFile: path.join(dir, 'pidfile'),
@@ -500,7 +502,7 @@ class BerthRuntime implements Runtime {
     } catch {
       rec = undefined;
     }
-    const runtimes = rec ? [this.binary(rec.runtime)] : [...this.binaries.values(), this.binary(this.ociRuntime)];
+    const runtimes = rec?.runtime?.path ? [this.binary(rec.runtime)] : [...new Set([...this.binaries.values(), this.binary(this.ociRuntime)])];
     for (const rt of runtimes) {
       if (await rt.state(id)) {
         const r = await runCommand(rt.info.path, ['--root', rt.root, 'delete', '--force', id]);
@@ -604,6 +606,7 @@ class BerthRuntime implements Runtime {
     const child = spawn(helper, ['attach', ...(wantStdin ? ['-i'] : []), this.dir(id), 'attach'], {
       stdio: [wantStdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe'],
     });
+    for (const s of child.stdio) (s as NodeJS.EventEmitter | null)?.on('error', () => undefined);
     const ready = child.stdio[3] as Readable;
     await new Promise<void>((resolve, reject) => {
       let errText = '';
@@ -673,16 +676,23 @@ class BerthRuntime implements Runtime {
     if (options.tty) {
       const sock = path.join(tmpdir(), `berth-exec-${execId}.sock`);
       const helper = await this.helper();
-      child = spawn(helper, ['console', sock, '--', runtime.info.path, ...runtimeArgs, '--console-socket', sock, id], {
+      // runc hands a pty only to a detached process; the helper is its subreaper and reports its exit.
+      const pidFile = path.join(this.dir(id), `exec-${execId}.pid`);
+      child = spawn(helper, ['console', sock, pidFile, '--', runtime.info.path, ...runtimeArgs, '--detach', '--pid-file', pidFile, '--console-socket', sock, id], {
         stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe'],
       });
     } else {
       child = spawn(runtime.info.path, [...runtimeArgs, id], { stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     }
+    // The exit code is final at 'exit'; 'close' waits for the stdio pipes, which a background
+    // process left in the container may hold open. Give the output a moment to drain, no more.
     const exited = new Promise<number>((resolve, reject) => {
       child.once('error', reject);
-      child.once('close', (code, signal) => resolve(code ?? 128 + (signal ? parseSignal(signal) : 1)));
-    }).finally(() => rm(specFile, { force: true }).catch(() => undefined));
+      const code = (c: number | null, signal: NodeJS.Signals | null): number => c ?? 128 + (signal ? parseSignal(signal) : 1);
+      child.once('close', (c, signal) => resolve(code(c, signal)));
+      child.once('exit', (c, signal) => setTimeout(() => resolve(code(c, signal)), 200).unref());
+    }).finally(() => Promise.all([rm(specFile, { force: true }), rm(path.join(this.dir(id), `exec-${execId}.pid`), { force: true })]).catch(() => undefined));
+    for (const s of child.stdio) (s as NodeJS.EventEmitter | null)?.on('error', () => undefined);
     const ctl = options.tty ? (child.stdio[3] as Writable) : undefined;
     return {
       stdin: options.stdin ? (child.stdin as Writable) : null,

@@ -298,7 +298,18 @@ export class VolumeStore {
             planned.set(p.Destination, { point, mount: bindMount(p.Source, p.Destination, rw, p.Propagation || 'rprivate') });
           }
         }
-        // 2. User mounts: -v and --mount. Duplicates between them are an error.
+        // 2. User mounts: -v and --mount. Duplicates between them are an error, found before
+        //    any volume is created.
+        const dests = [
+          ...(req.binds ?? []).map((b) => {
+            const parts = b.split(':');
+            return cleanContainerPath((parts.length === 1 ? parts[0] : parts[1]) ?? '');
+          }),
+          ...(req.mounts ?? []).map((x) => cleanContainerPath(x.Target ?? '')),
+          ...Object.keys(req.tmpfs ?? {}).map((t) => cleanContainerPath(t)),
+        ];
+        const dup = dests.find((d, i) => dests.indexOf(d) !== i);
+        if (dup !== undefined) throw new InvalidMountError(`Duplicate mount point: ${dup}`);
         const user = new Set<string>();
         const add = (p: Planned): void => {
           if (user.has(p.point.Destination)) throw new InvalidMountError(`Duplicate mount point: ${p.point.Destination}`);

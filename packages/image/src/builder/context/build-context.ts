@@ -87,7 +87,17 @@ export class BuildContext {
    * nothing throws SourceNotFoundError.
    */
   async resolveSources(source: string, excludes: IgnoreMatcher | undefined): Promise<string[]> {
-    return resolveSourcePaths(this.fs, source, (rel) => this.ignore.ignores(rel) || (excludes?.ignores(rel) ?? false), 'build context');
+    return resolveSourcePaths(this.fs, source, (rel, isDir) => this.isExcluded(rel, isDir, excludes), 'build context');
+  }
+
+  /**
+   * Whether a path is left out of the context. An ignored directory stays reachable when the
+   * patterns have `!` exceptions (the kept files below it are in the context, as with Docker);
+   * its other files are then excluded one by one.
+   */
+  isExcluded(rel: string, isDir: boolean, excludes?: IgnoreMatcher): boolean {
+    const hit = (m: IgnoreMatcher) => m.ignores(rel) && !(isDir && m.hasExceptions);
+    return hit(this.ignore) || (excludes !== undefined && hit(excludes));
   }
 
   /** The scoped view used by COPY to read files. */
@@ -99,9 +109,9 @@ export class BuildContext {
     return join(this.root, ...splitPath(rel));
   }
 
-  /** Whether a path inside a copied directory is excluded (by .dockerignore). */
-  isIgnored(rel: string): boolean {
-    return this.ignore.ignores(rel);
+  /** Whether a path is excluded by .dockerignore (see isExcluded for directories). */
+  isIgnored(rel: string, isDir = false): boolean {
+    return this.isExcluded(rel, isDir);
   }
 }
 
@@ -166,7 +176,7 @@ export function matchComponent(pattern: string, name: string): boolean {
 export async function resolveSourcePaths(
   fs: ScopedFs,
   source: string,
-  excluded: (rel: string) => boolean,
+  excluded: (rel: string, isDir: boolean) => boolean,
   what: string,
 ): Promise<string[]> {
   const parts = splitPath(posix.normalize(`/${source}`));
@@ -174,7 +184,7 @@ export async function resolveSourcePaths(
     const rel = parts.join('/');
     const resolved = await resolveScoped(fs, rel);
     const node = await fs.lstat(resolved);
-    if (!node || (rel !== '' && excluded(rel))) {
+    if (!node || (rel !== '' && excluded(resolved.join('/'), node.kind === 'directory'))) {
       throw new SourceNotFoundError(`failed to compute cache key: "/${rel}" not found in the ${what}`);
     }
     return [resolved.join('/')];
@@ -199,8 +209,8 @@ export async function resolveSourcePaths(
   const out: string[] = [];
   for (const c of candidates) {
     const rel = c.join('/');
-    if (excluded(rel)) continue;
-    if (await fs.lstat(c)) out.push(rel);
+    const node = await fs.lstat(c);
+    if (node && !excluded(rel, node.kind === 'directory')) out.push(rel);
   }
   if (out.length === 0) throw new SourceNotFoundError(`lstat ${source}: no source files were specified`);
   return out;
@@ -211,7 +221,7 @@ export async function resolveSourcePaths(
  * targets and file bytes — not timestamps — so that touching a file keeps the cache while
  * changing a byte does not. Ignored paths are left out.
  */
-export async function hashContextPath(root: string, rel: string, excluded: (rel: string) => boolean): Promise<string> {
+export async function hashContextPath(root: string, rel: string, excluded: (rel: string, isDir: boolean) => boolean): Promise<string> {
   const hash = createHash('sha256');
   const visit = async (r: string): Promise<void> => {
     const abs = join(root, ...splitPath(r));
@@ -227,7 +237,8 @@ export async function hashContextPath(root: string, rel: string, excluded: (rel:
     } else if (st.isDirectory()) {
       for (const name of (await readdir(abs)).sort()) {
         const child = r === '' ? name : `${r}/${name}`;
-        if (excluded(child)) continue;
+        const cst = await lstat(join(root, ...splitPath(child)));
+        if (excluded(child, cst.isDirectory())) continue;
         await visit(child);
       }
     }

@@ -21,11 +21,14 @@ export interface SourceTree extends ScopedFs {
   stat(parts: readonly string[]): Promise<Stats | undefined>;
   /** A host path from which the entry's bytes can be read. */
   hostPath(parts: readonly string[]): Promise<string>;
-  /** Paths (relative, `/`-separated) excluded from copies (.dockerignore, --exclude). */
-  excluded(rel: string): boolean;
+  /**
+   * Whether a path (relative, `/`-separated) is excluded from copies (.dockerignore, --exclude).
+   * An excluded directory may still be entered when the patterns have `!` exceptions.
+   */
+  excluded(rel: string, isDir: boolean): boolean;
 }
 
-export function directorySourceTree(root: string, excluded: (rel: string) => boolean = () => false): SourceTree {
+export function directorySourceTree(root: string, excluded: (rel: string, isDir: boolean) => boolean = () => false): SourceTree {
   return {
     excluded,
     async stat(parts) {
@@ -48,7 +51,7 @@ export function directorySourceTree(root: string, excluded: (rel: string) => boo
   };
 }
 
-export function layeredSourceTree(fs: LayeredFs, excluded: (rel: string) => boolean = () => false): SourceTree {
+export function layeredSourceTree(fs: LayeredFs, excluded: (rel: string, isDir: boolean) => boolean = () => false): SourceTree {
   return {
     excluded,
     stat: (parts) => fs.stat(parts),
@@ -109,6 +112,11 @@ export class UpperWriter {
   /** Merged view: the upper directory over the layers below (top first). */
   readonly view: LayeredFs;
   private readonly lower: LayeredFs;
+  /**
+   * Final mtimes of directories this writer created: writing into a directory bumps its mtime,
+   * so they are set once everything is written (`finish`), which keeps layers reproducible.
+   */
+  private readonly dirTimes = new Map<string, Date>();
 
   constructor(
     readonly upper: string,
@@ -146,13 +154,19 @@ export class UpperWriter {
       if (below) {
         await chmod(upperPath, below.mode & 0o7777);
         await lchown(upperPath, below.uid, below.gid);
-        await lutimes(upperPath, below.atime, below.mtime);
+        this.dirTimes.set(upperPath, below.mtime);
       } else {
         await chmod(upperPath, fresh.mode);
         await lchown(upperPath, fresh.uid, fresh.gid);
-        if (fresh.mtime) await lutimes(upperPath, fresh.mtime, fresh.mtime);
+        this.dirTimes.set(upperPath, fresh.mtime ?? new Date(0));
       }
     }
+  }
+
+  /** Sets the final mtimes of the directories created, deepest first. */
+  async finish(): Promise<void> {
+    const dirs = [...this.dirTimes.entries()].sort((a, b) => b[0].length - a[0].length);
+    for (const [dir, mtime] of dirs) await lutimes(dir, mtime, mtime);
   }
 
   /** Removes whatever the upper dir has at `parts` (a file replaced by a copy). */
@@ -206,10 +220,11 @@ export class UpperWriter {
       const names = (await src.readdir(srcParts)).sort();
       for (const name of names) {
         const child = [...srcParts, name];
-        if (src.excluded(child.join('/'))) continue;
+        const cst = await src.stat(child);
+        if (!cst || src.excluded(child.join('/'), cst.isDirectory())) continue;
         await this.copy(src, child, [...destParts, name], options);
       }
-      if (destParts.length > 0 && !existing) await lutimes(target, st.atime, st.mtime);
+      if (destParts.length > 0 && !existing) this.dirTimes.set(target, st.mtime);
       return;
     }
     if (destParts.length === 0) throw new InvalidBuildError('cannot copy a file over the root directory');

@@ -1,0 +1,186 @@
+/**
+ * Image pull: berth's pull (parallel downloads, unpack overlapping download, into the content
+ * store and overlay snapshots) against the reference pipeline `skopeo copy docker://… oci:…`
+ * followed by `umoci unpack`, and `docker pull` when a dockerd is reachable. The registry is
+ * Docker's reference registry (/usr/bin/docker-registry) on loopback, in its own process.
+ *
+ * Images (built here from random bytes, pushed once):
+ *   - big:   one layer with a 256 MiB file, half random, half text (gzip level 1)
+ *   - files: one layer holding 1000 files of 1–64 KiB
+ * Each pipeline pulls each image RUNS times into fresh directories (alternating pipelines);
+ * medians, and the ratio reference / berth (> 1 means berth is faster), are printed and
+ * appended to bench/RESULTS.md.
+ *
+ * Run: bash bench/image.sh   (as root: berth unpacks with owners and overlay whiteouts)
+ */
+import { execFile, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { hostArchitecture } from '../test/support/busybox.js';
+import { openImageService, packTar } from '@berth/image';
+import type { TarWriteEntry } from '@berth/image';
+import { RegistryClient } from '@berth/registry';
+
+const run = promisify(execFile);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 256);
+const FILES = 1000;
+
+const sha = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+async function tarOf(entries: TarWriteEntry[]): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of packTar(entries)) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+const file = (path: string, data: Buffer): TarWriteEntry => ({
+  header: { path, type: 'file', mode: 0o644, size: data.length, mtime: 1_700_000_000 },
+  body: async function* () {
+    yield data;
+  },
+});
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+async function startReferenceRegistry(dir: string): Promise<{ host: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const config = join(dir, 'config.yml');
+  await writeFile(config, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\nhttp:\n  addr: 127.0.0.1:${port}\n`);
+  const child = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: 'ignore' });
+  const host = `127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    const ok = await fetch(`http://${host}/v2/`).then((r) => r.ok, () => false);
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    host,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+async function pushImage(host: string, repo: string, layerTar: Buffer): Promise<void> {
+  const layer = gzipSync(layerTar, { level: 1 });
+  const config = Buffer.from(
+    JSON.stringify({
+      created: '2026-01-01T00:00:00Z',
+      architecture: hostArchitecture(),
+      os: 'linux',
+      config: { Cmd: ['sh'] },
+      rootfs: { type: 'layers', diff_ids: [sha(layerTar)] },
+      history: [{ created: '2026-01-01T00:00:00Z', created_by: 'bench' }],
+    }),
+  );
+  const layerDesc = { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha(layer), size: layer.length };
+  const configDesc = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length };
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: configDesc, layers: [layerDesc] }));
+  const client = new RegistryClient({});
+  const ref = `${host}/${repo}`;
+  await client.pushBlob(ref, layerDesc, (o) => Readable.from([layer.subarray(o)]));
+  await client.pushBlob(ref, configDesc, (o) => Readable.from([config.subarray(o)]));
+  await client.pushManifest(ref, manifest, 'application/vnd.oci.image.manifest.v1+json');
+  console.log(`  pushed ${repo}: layer ${(layer.length / 2 ** 20).toFixed(1)} MiB compressed, ${(layerTar.length / 2 ** 20).toFixed(1)} MiB tar`);
+}
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+};
+
+async function dockerAvailable(): Promise<boolean> {
+  return run('docker', ['version', '--format', '{{.Server.Version}}']).then(() => true, () => false);
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'berth-bench-image-'));
+  const registry = await startReferenceRegistry(work);
+  try {
+    console.log(`image pull bench: registry ${registry.host} (docker-registry), runs=${RUNS}`);
+    const half = Math.floor((BIG_MIB * 2 ** 20) / 2);
+    const text = Buffer.alloc(half);
+    const line = Buffer.from('the quick brown fox jumps over the lazy dog 0123456789\n');
+    for (let i = 0; i < half; i += line.length) line.copy(text, i);
+    await pushImage(registry.host, 'bench/big:1', await tarOf([file('big.bin', Buffer.concat([randomBytes(half), text]))]));
+    const files: TarWriteEntry[] = [];
+    for (let i = 0; i < FILES; i++) files.push(file(`d${i % 10}/f${i}`, randomBytes(1024 + Math.floor(Math.random() * 63 * 1024))));
+    await pushImage(registry.host, 'bench/files:1', await tarOf(files));
+
+    const docker = await dockerAvailable();
+    const rows: string[] = [];
+    for (const image of ['big', 'files']) {
+      const ref = `${registry.host}/bench/${image}:1`;
+      const berth: number[] = [];
+      const reference: number[] = [];
+      const dockerTimes: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        const root = join(work, `berth-${image}-${i}`);
+        berth.push(
+          await timed(async () => {
+            const svc = await openImageService({ root });
+            await svc.pull(ref);
+          }),
+        );
+        await rm(root, { recursive: true, force: true });
+        const layout = join(work, `oci-${image}-${i}`);
+        const bundle = join(work, `bundle-${image}-${i}`);
+        reference.push(
+          await timed(async () => {
+            await run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${layout}:latest`]);
+            await run('umoci', ['unpack', '--image', `${layout}:latest`, bundle]);
+          }),
+        );
+        await rm(layout, { recursive: true, force: true });
+        await rm(bundle, { recursive: true, force: true });
+        if (docker) {
+          dockerTimes.push(await timed(async () => void (await run('docker', ['pull', '-q', ref]))));
+          await run('docker', ['rmi', ref]).catch(() => undefined);
+        }
+      }
+      const b = median(berth);
+      const r = median(reference);
+      const line = `| ${image === 'big' ? `1 layer, ${BIG_MIB} MiB file` : `1 layer, ${FILES} files`} | ${b.toFixed(2)} s | ${r.toFixed(2)} s | ${(r / b).toFixed(2)}× | ${docker ? `${median(dockerTimes).toFixed(2)} s (${(median(dockerTimes) / b).toFixed(2)}×)` : 'not installed'} |`;
+      console.log(`${image}: berth ${berth.map((x) => x.toFixed(2)).join(' ')} s; skopeo+umoci ${reference.map((x) => x.toFixed(2)).join(' ')} s`);
+      rows.push(line);
+    }
+    const header = [
+      '',
+      `## Image pull (bench/image.ts) — ${new Date().toISOString().slice(0, 10)}`,
+      '',
+      `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Debian 12 VM; registry: docker-registry on loopback; median of ${RUNS} runs; fresh directories per run.`,
+      'berth = registry → content store + unpacked overlay snapshots; reference = `skopeo copy docker://… oci:…` + `umoci unpack`. Ratio = reference / berth (> 1: berth faster).',
+      '',
+      '| image | berth | skopeo + umoci | ratio | docker pull |',
+      '|---|---|---|---|---|',
+    ];
+    const text2 = [...header, ...rows, ''].join('\n');
+    console.log(text2);
+    await appendFile(join(process.cwd(), 'bench', 'RESULTS.md'), text2);
+  } finally {
+    await registry.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();

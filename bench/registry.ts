@@ -1,0 +1,193 @@
+/**
+ * Registry throughput: berth's registry server against Docker's reference registry
+ * (distribution 2.8, /usr/bin/docker-registry), both on loopback in their own processes with
+ * fresh temp storage, skopeo as the client for both.
+ *
+ * Images (skopeo `dir:` layouts built here from random bytes):
+ *   - big:   one 256 MiB layer (gzip stored-mode, so skopeo passes it through without recompressing)
+ *   - files: one layer holding 1000 files of 1–64 KiB
+ * Each image is pushed and pulled RUNS times per server (alternating servers, fresh storage per
+ * run); the median MB/s and the ratio berth / reference are printed and appended to
+ * bench/RESULTS.md.
+ *
+ * Run: bash bench/registry.sh   (or packages/registry/node_modules/.bin/tsx --tsconfig tsconfig.json bench/registry.ts)
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { startDockerRegistry } from '../packages/registry/test/support/docker-registry.js';
+import { startRegistryProcess } from '../packages/registry/test/support/process.js';
+
+const run = promisify(execFile);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 256);
+const FILES = 1000;
+
+interface Blob {
+  digest: string;
+  bytes: Buffer;
+  mediaType: string;
+}
+const blob = (mediaType: string, bytes: Buffer): Blob => ({
+  mediaType,
+  bytes,
+  digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
+});
+
+/** A tar archive (ustar) of the given files, built in memory. */
+function tar(files: Array<{ name: string; data: Buffer }>): Buffer {
+  const parts: Buffer[] = [];
+  for (const f of files) {
+    const h = Buffer.alloc(512);
+    h.write(f.name, 0, 100);
+    h.write('0000644\0', 100);
+    h.write('0000000\0', 108);
+    h.write('0000000\0', 116);
+    h.write(`${f.data.length.toString(8).padStart(11, '0')}\0`, 124);
+    h.write('00000000000\0', 136);
+    h.write('        ', 148);
+    h.write('0', 156);
+    h.write('ustar\0', 257);
+    h.write('00', 263);
+    let sum = 0;
+    for (const byte of h) sum += byte;
+    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+    parts.push(h, f.data, Buffer.alloc((512 - (f.data.length % 512)) % 512));
+  }
+  parts.push(Buffer.alloc(1024));
+  return Buffer.concat(parts);
+}
+
+async function writeDirImage(dir: string, layerTarGz: Buffer, diffId: string): Promise<number> {
+  await mkdir(dir, { recursive: true });
+  const layer = blob('application/vnd.oci.image.layer.v1.tar+gzip', layerTarGz);
+  const config = blob(
+    'application/vnd.oci.image.config.v1+json',
+    Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [diffId] } })),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: config.mediaType, digest: config.digest, size: config.bytes.length },
+      layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.bytes.length }],
+    }),
+  );
+  for (const b of [layer, config]) await writeFile(join(dir, b.digest.slice(7)), b.bytes);
+  await writeFile(join(dir, 'manifest.json'), manifest);
+  await writeFile(join(dir, 'version'), 'Directory Transport Version: 1.1\n');
+  return layer.bytes.length + config.bytes.length + manifest.length;
+}
+
+async function skopeo(args: string[]): Promise<number> {
+  const started = process.hrtime.bigint();
+  await run('skopeo', ['--insecure-policy', ...args], { maxBuffer: 16 * 1024 * 1024 });
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+interface Server {
+  host: string;
+  stop(): Promise<void>;
+}
+
+async function startServer(kind: 'berth' | 'reference', scratch: string): Promise<Server> {
+  if (kind === 'reference') return startDockerRegistry();
+  const root = await mkdtemp(join(scratch, 'berth-root-'));
+  const p = await startRegistryProcess({ root, quiet: true });
+  return {
+    host: p.host,
+    async stop() {
+      await p.kill('SIGTERM');
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const scratch = await mkdtemp(join(tmpdir(), 'berth-bench-registry-'));
+  try {
+    console.log(`building images in ${scratch} …`);
+    const bigTar = tar([{ name: 'random.bin', data: randomBytes(BIG_MIB * 1024 * 1024) }]);
+    const bigSize = await writeDirImage(join(scratch, 'big'), gzipSync(bigTar, { level: 0 }), `sha256:${createHash('sha256').update(bigTar).digest('hex')}`);
+    const files = Array.from({ length: FILES }, (_, i) => ({
+      name: `files/f${String(i).padStart(4, '0')}.bin`,
+      data: randomBytes(1024 + Math.floor(Math.random() * 63 * 1024)),
+    }));
+    const filesTar = tar(files);
+    const filesSize = await writeDirImage(join(scratch, 'files'), gzipSync(filesTar, { level: 0 }), `sha256:${createHash('sha256').update(filesTar).digest('hex')}`);
+    const images = [
+      { name: 'big', label: `${BIG_MIB} MiB single layer`, size: bigSize },
+      { name: 'files', label: `${FILES}-file layer`, size: filesSize },
+    ];
+
+    const results = new Map<string, number[]>();
+    const record = (key: string, seconds: number): void => {
+      results.set(key, [...(results.get(key) ?? []), seconds]);
+    };
+    for (let i = 0; i < RUNS; i++) {
+      const order: Array<'berth' | 'reference'> = i % 2 === 0 ? ['berth', 'reference'] : ['reference', 'berth'];
+      for (const kind of order) {
+        const server = await startServer(kind, scratch);
+        try {
+          for (const image of images) {
+            const ref = `docker://${server.host}/bench/${image.name}:run${i}`;
+            const push = await skopeo(['copy', '--dest-tls-verify=false', `dir:${join(scratch, image.name)}`, ref]);
+            const dst = join(scratch, `pull-${kind}-${image.name}-${i}`);
+            const pull = await skopeo(['copy', '--src-tls-verify=false', ref, `dir:${dst}`]);
+            await rm(dst, { recursive: true, force: true });
+            record(`${kind}/${image.name}/push`, push);
+            record(`${kind}/${image.name}/pull`, pull);
+            console.log(`run ${i + 1}/${RUNS} ${kind.padEnd(9)} ${image.name.padEnd(5)} push ${push.toFixed(2)} s  pull ${pull.toFixed(2)} s`);
+          }
+        } finally {
+          await server.stop();
+        }
+      }
+    }
+
+    const rows: string[] = [];
+    const mbps = (bytes: number, s: number): number => bytes / 1e6 / s;
+    for (const image of images) {
+      for (const op of ['push', 'pull'] as const) {
+        const b = median(results.get(`berth/${image.name}/${op}`)!);
+        const r = median(results.get(`reference/${image.name}/${op}`)!);
+        const berthRate = mbps(image.size, b);
+        const refRate = mbps(image.size, r);
+        rows.push(
+          `| ${image.label} | ${op} | ${berthRate.toFixed(1)} MB/s (${b.toFixed(2)} s) | ${refRate.toFixed(1)} MB/s (${r.toFixed(2)} s) | ${(berthRate / refRate).toFixed(2)}× |`,
+        );
+      }
+    }
+    const header = [
+      '| image | op | berth registry | docker-registry 2.8 | berth / reference |',
+      '|---|---|---|---|---|',
+    ];
+    const table = [...header, ...rows].join('\n');
+    console.log(`\n${table}\n`);
+    const machine = `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${process.platform} ${process.version}`;
+    const section = [
+      '',
+      `## registry — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+      '',
+      `bench/registry.ts: skopeo ${(await run('skopeo', ['--version'])).stdout.trim().replace('skopeo version ', '')} as the client for both servers, each in its own process on loopback with fresh storage per run; medians of ${RUNS} runs (push = \`skopeo copy dir: → docker://\`, pull = the reverse). Machine: ${machine}.`,
+      '',
+      table,
+      '',
+    ].join('\n');
+    if (!process.env.BENCH_NO_WRITE) await appendFile(new URL('./RESULTS.md', import.meta.url), section);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+await main();

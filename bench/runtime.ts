@@ -1,0 +1,129 @@
+/**
+ * @berth/runtime against the raw OCI runtime: create+start+wait+delete of `true` through the
+ * library (conmon monitor, bundle generation, cgroups, logs) vs `runc run` of the same rootfs,
+ * and docker/podman `run --rm` when they are installed. Then the host memory each idle container
+ * adds (the monitor's RSS and PSS). Run as root: `bash bench/runtime.sh`. Prints medians and ratios.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openRuntime } from '@berth/runtime';
+import { buildBusyboxRootfs } from '../test/support/busybox.js';
+
+const ROUNDS = Number(process.env.ROUNDS ?? 20);
+const IDLE = Number(process.env.IDLE ?? 10);
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+};
+const now = (): number => Number(process.hrtime.bigint()) / 1e6;
+const which = (c: string): boolean => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
+
+async function kib(pid: number, file: string, key: string): Promise<number> {
+  const text = await readFile(`/proc/${pid}/${file}`, 'utf8').catch(() => '');
+  return Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+}
+
+async function main(): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'berth-bench-rt-'));
+  const rootfs = join(root, 'rootfs');
+  await mkdir(rootfs);
+  await buildBusyboxRootfs(rootfs);
+  const tag = randomBytes(3).toString('hex');
+  const runtime = await openRuntime({ stateDir: join(root, 'state'), cgroupParent: `berth-bench-${tag}` });
+  const oci = runtime.ociRuntime;
+  console.log(`OCI runtime: ${oci.name} ${oci.version} (spec ${oci.specVersion}) — ${oci.reason}`);
+
+  // The raw runtime's bundle: `runc spec` defaults, the same rootfs, `true`.
+  const bundle = join(root, 'raw');
+  await mkdir(bundle);
+  execFileSync(oci.path, ['spec', '--bundle', bundle]);
+  const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as { process: { terminal: boolean; args: string[] }; root: { path: string; readonly: boolean }; linux: { cgroupsPath?: string } };
+  spec.process.terminal = false;
+  spec.process.args = ['/bin/true'];
+  spec.root = { path: rootfs, readonly: true };
+  const rawRoot = join(root, 'raw-state');
+
+  const berth: number[] = [];
+  const raw: number[] = [];
+  const docker: number[] = [];
+  const podman: number[] = [];
+  const hasDocker = which('docker') && spawnSync('docker', ['image', 'inspect', 'busybox']).status === 0;
+  const hasPodman = which('podman') && spawnSync('podman', ['image', 'inspect', 'busybox']).status === 0;
+  try {
+    for (let i = 0; i < ROUNDS + 2; i++) {
+      const warm = i < 2;
+      const id = `bench-${tag}-${i}`;
+      let t = now();
+      await runtime.create({ id, rootfs: { path: rootfs }, config: { Cmd: ['/bin/true'] }, hostConfig: { ReadonlyRootfs: true } });
+      await runtime.start(id);
+      const exit = await runtime.wait(id);
+      await runtime.delete(id);
+      if (exit.exitCode !== 0) throw new Error(`true exited ${exit.exitCode}`);
+      if (!warm) berth.push(now() - t);
+
+      spec.linux.cgroupsPath = `/berth-bench-${tag}/raw-${i}`;
+      await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+      t = now();
+      const r = spawnSync(oci.path, ['--root', rawRoot, 'run', '--bundle', bundle, `raw-${tag}-${i}`], { stdio: 'ignore' });
+      if (r.status !== 0) throw new Error(`${oci.name} run exited ${r.status}`);
+      if (!warm) raw.push(now() - t);
+
+      if (hasDocker) {
+        t = now();
+        spawnSync('docker', ['run', '--rm', 'busybox', 'true'], { stdio: 'ignore' });
+        if (!warm) docker.push(now() - t);
+      }
+      if (hasPodman) {
+        t = now();
+        spawnSync('podman', ['run', '--rm', 'busybox', 'true'], { stdio: 'ignore' });
+        if (!warm) podman.push(now() - t);
+      }
+    }
+    const mb = median(berth);
+    const mr = median(raw);
+    console.log(`\ncreate+start+wait+delete of \`true\`, median of ${ROUNDS}:`);
+    console.log(`  berth (library, conmon)   ${mb.toFixed(1)} ms`);
+    console.log(`  ${oci.name} run (raw)            ${mr.toFixed(1)} ms`);
+    console.log(`  ratio berth / raw         ${(mb / mr).toFixed(2)}×`);
+    if (hasDocker) console.log(`  docker run --rm           ${median(docker).toFixed(1)} ms (ratio berth/docker ${(mb / median(docker)).toFixed(2)}×)`);
+    else console.log('  docker: not installed (or no busybox image) — not measured');
+    if (hasPodman) console.log(`  podman run --rm           ${median(podman).toFixed(1)} ms (ratio berth/podman ${(mb / median(podman)).toFixed(2)}×)`);
+    else console.log('  podman: not installed (or no busybox image) — not measured');
+
+    // Memory each idle container adds on the host: its monitor (conmon); the container's own
+    // process (sleep) is the workload, not the engine's cost.
+    const ids: string[] = [];
+    for (let i = 0; i < IDLE; i++) {
+      const id = `idle-${tag}-${i}`;
+      await runtime.create({ id, rootfs: { path: rootfs }, config: { Cmd: ['sleep', '3600'] }, hostConfig: { ReadonlyRootfs: true } });
+      await runtime.start(id);
+      ids.push(id);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    let rss = 0;
+    let pss = 0;
+    for (const id of ids) {
+      const info = await runtime.state(id);
+      rss += await kib(info.monitorPid, 'status', 'VmRSS');
+      pss += await kib(info.monitorPid, 'smaps_rollup', 'Pss');
+    }
+    console.log(`\nper idle container (${IDLE} running \`sleep\`), monitor = conmon:`);
+    console.log(`  RSS ${(rss / IDLE / 1024).toFixed(2)} MiB, PSS ${(pss / IDLE / 1024).toFixed(2)} MiB`);
+    console.log(`  node process using the library: RSS ${(process.memoryUsage().rss / 1048576).toFixed(1)} MiB (shared by all containers)`);
+    for (const id of ids) await runtime.delete(id, { force: true });
+  } finally {
+    for (const c of await runtime.list()) await runtime.delete(c.id, { force: true }).catch(() => undefined);
+    await runtime.close();
+    for (const ctl of ['memory', 'cpu', 'cpuacct', 'cpuset', 'pids', 'blkio', 'devices', 'freezer', 'net_cls', 'net_prio', 'perf_event', 'hugetlb', 'rdma', 'misc', 'systemd', 'unified']) {
+      const d = `/sys/fs/cgroup/${ctl}/berth-bench-${tag}`;
+      if (existsSync(d)) spawnSync('rmdir', [d]);
+    }
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+await main();
