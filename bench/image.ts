@@ -176,7 +176,7 @@ async function main(): Promise<void> {
     ];
     const text2 = [...header, ...rows, ''].join('\n');
     console.log(text2);
-    await appendFile(join(process.cwd(), 'bench', 'RESULTS.md'), text2);
+    if (process.env.BENCH_NO_RESULTS !== '1') await appendFile(join(process.cwd(), 'bench', 'RESULTS.md'), text2);
   } finally {
     await registry.stop();
     await rm(work, { recursive: true, force: true });

@@ -14,7 +14,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,7 +23,7 @@ import { startDockerRegistry } from '../packages/registry/test/support/docker-re
 import { startRegistryProcess } from '../packages/registry/test/support/process.js';
 
 const run = promisify(execFile);
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 256);
 const FILES = 1000;
 
@@ -89,6 +89,24 @@ async function skopeo(args: string[]): Promise<number> {
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const started = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+/** POST an upload session, then stream the file in one PUT (what a light client does). */
+async function curlPush(host: string, repo: string, file: string, digest: string): Promise<number> {
+  return timed(async () => {
+    const { stdout } = await run('curl', ['-sf', '-D', '-', '-o', '/dev/null', '-X', 'POST', `http://${host}/v2/${repo}/blobs/uploads/`]);
+    const location = /^location:\s*(\S+)/im.exec(stdout)?.[1];
+    if (!location) throw new Error(`no Location from ${host}: ${stdout}`);
+    const url = new URL(location, `http://${host}`);
+    url.searchParams.set('digest', digest);
+    await run('curl', ['-sf', '-o', '/dev/null', '-X', 'PUT', '-H', 'Content-Type: application/octet-stream', '-T', file, url.toString()]);
+  });
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
@@ -123,8 +141,13 @@ async function main(): Promise<void> {
       name: `files/f${String(i).padStart(4, '0')}.bin`,
       data: randomBytes(1024 + Math.floor(Math.random() * 63 * 1024)),
     }));
+    const warmTar = tar([{ name: 'warm.bin', data: randomBytes(8 * 1024 * 1024) }]);
+    await writeDirImage(join(scratch, 'warmup'), gzipSync(warmTar, { level: 0 }), `sha256:${createHash('sha256').update(warmTar).digest('hex')}`);
     const filesTar = tar(files);
     const filesSize = await writeDirImage(join(scratch, 'files'), gzipSync(filesTar, { level: 0 }), `sha256:${createHash('sha256').update(filesTar).digest('hex')}`);
+    const bigLayerDigest = (JSON.parse(await readFile(join(scratch, 'big', 'manifest.json'), 'utf8')) as { layers: Array<{ digest: string }> }).layers[0]!.digest;
+    const bigLayerPath = join(scratch, 'big', bigLayerDigest.slice(7));
+    const bigLayerSize = (await stat(bigLayerPath)).size;
     const images = [
       { name: 'big', label: `${BIG_MIB} MiB single layer`, size: bigSize },
       { name: 'files', label: `${FILES}-file layer`, size: filesSize },
@@ -139,6 +162,20 @@ async function main(): Promise<void> {
       for (const kind of order) {
         const server = await startServer(kind, scratch);
         try {
+          // Warm-up (both servers alike): a small push and pull, so a just-started process is
+          // measured at its steady state rather than while its JIT warms up.
+          const warm = `docker://${server.host}/bench/warmup:run${i}`;
+          await skopeo(['copy', '--dest-tls-verify=false', `dir:${join(scratch, 'warmup')}`, warm]);
+          await skopeo(['copy', '--src-tls-verify=false', warm, `dir:${join(scratch, `warm-pull-${kind}-${i}`)}`]);
+          await rm(join(scratch, `warm-pull-${kind}-${i}`), { recursive: true, force: true });
+          // Server-bound figures: one blob pushed (POST + streamed PUT) and pulled with curl,
+          // a client much lighter than skopeo, so the server's own cost shows.
+          const rawRepo = `bench/raw${i}`;
+          const rawPush = await curlPush(server.host, rawRepo, bigLayerPath, bigLayerDigest);
+          const rawPull = await timed(() => run('curl', ['-sf', '-o', '/dev/null', `http://${server.host}/v2/${rawRepo}/blobs/${bigLayerDigest}`]));
+          record(`${kind}/raw/push`, rawPush);
+          record(`${kind}/raw/pull`, rawPull);
+          console.log(`run ${i + 1}/${RUNS} ${kind.padEnd(9)} raw   push ${rawPush.toFixed(2)} s  pull ${rawPull.toFixed(2)} s (curl)`);
           for (const image of images) {
             const ref = `docker://${server.host}/bench/${image.name}:run${i}`;
             const push = await skopeo(['copy', '--dest-tls-verify=false', `dir:${join(scratch, image.name)}`, ref]);
@@ -168,6 +205,15 @@ async function main(): Promise<void> {
         );
       }
     }
+    for (const op of ['push', 'pull'] as const) {
+      const b = median(results.get(`berth/raw/${op}`)!);
+      const r = median(results.get(`reference/raw/${op}`)!);
+      const berthRate = mbps(bigLayerSize, b);
+      const refRate = mbps(bigLayerSize, r);
+      rows.push(
+        `| ${BIG_MIB} MiB blob, curl client | ${op} | ${berthRate.toFixed(1)} MB/s (${b.toFixed(2)} s) | ${refRate.toFixed(1)} MB/s (${r.toFixed(2)} s) | ${(berthRate / refRate).toFixed(2)}× |`,
+      );
+    }
     const header = [
       '| image | op | berth registry | docker-registry 2.8 | berth / reference |',
       '|---|---|---|---|---|',
@@ -179,7 +225,7 @@ async function main(): Promise<void> {
       '',
       `## registry — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
       '',
-      `bench/registry.ts: skopeo ${(await run('skopeo', ['--version'])).stdout.trim().replace('skopeo version ', '')} as the client for both servers, each in its own process on loopback with fresh storage per run; medians of ${RUNS} runs (push = \`skopeo copy dir: → docker://\`, pull = the reverse). Machine: ${machine}.`,
+      `bench/registry.ts: skopeo ${(await run('skopeo', ['--version'])).stdout.trim().replace('skopeo version ', '')} as the client for both servers, each in its own process on loopback with fresh storage per run; medians of ${RUNS} runs (push = \`skopeo copy dir: → docker://\`, pull = the reverse; the curl rows push one blob with POST + a streamed PUT and pull it with GET, to show the servers' own cost). Machine: ${machine}.`,
       '',
       table,
       '',

@@ -2,7 +2,8 @@
 # Bundles bench/runtime.ts with esbuild (a devDependency of @berth/runtime), then runs it as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out="$(mktemp -d)/runtime-bench.mjs"
+# Inside packages/runtime so the bundle finds native/berth-io.c next to it, as the built package does.
+out="packages/runtime/.bench-$$/runtime-bench.mjs"
 node --input-type=module -e "
 import { createRequire } from 'node:module';
 const esbuild = createRequire(process.cwd() + '/packages/runtime/package.json')('esbuild');
@@ -10,7 +11,5 @@ const alias = Object.fromEntries(['oci-spec', 'runtime'].map((p) => ['@berth/' +
 await esbuild.build({ entryPoints: ['bench/runtime.ts'], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: '$out', alias, logLevel: 'warning',
   banner: { js: \"import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);\" } });
 "
-# The bundle looks for native/berth-io.c relative to itself: give it the package's copy.
-mkdir -p "$(dirname "$out")/../native" 2>/dev/null || true
-BERTH_BENCH_REPO="$PWD" node "$out" "$@"
-rm -rf "$(dirname "$out")"
+trap 'rm -rf "$(dirname "$out")"' EXIT
+node "$out" "$@"

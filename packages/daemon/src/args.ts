@@ -39,6 +39,11 @@ const valueFlags: Record<string, string> = {
   '--insecure-registry': 'insecure-registries',
   '--label': 'labels',
   '--cgroup-parent': 'cgroup-parent',
+  '-b': 'bridge',
+  '--bridge': 'bridge',
+  '--bip': 'bip',
+  '--firewall-table': 'firewall-table',
+  '--bridge-prefix': 'bridge-prefix',
 };
 
 const boolFlags: Record<string, string> = {
@@ -120,6 +125,7 @@ export function parseDaemonArgs(argv: readonly string[], readFile: (path: string
   const known = new Set([
     'hosts', 'data-root', 'exec-root', 'pidfile', 'default-runtime', 'live-restore', 'log-level', 'debug',
     'tlsverify', 'tls', 'tlscacert', 'tlscert', 'tlskey', 'group', 'insecure-registries', 'labels', 'cgroup-parent', 'allow-insecure-tcp',
+    'bridge', 'bip', 'firewall-table', 'bridge-prefix',
   ]);
   for (const key of Object.keys(file)) {
     if (!known.has(key)) throw new DaemonArgsError(`the following directives don't match any configuration option: ${key}`);
@@ -172,6 +178,28 @@ export function parseDaemonArgs(argv: readonly string[], readFile: (path: string
   const cgroupParent = str('cgroup-parent');
   if (cgroupParent) options.cgroupParent = cgroupParent;
   if (bool('allow-insecure-tcp')) options.allowInsecureTcp = true;
+  const bridge = str('bridge');
+  const bip = str('bip');
+  const firewallTable = str('firewall-table');
+  const bridgePrefix = str('bridge-prefix');
+  if (bridge || bip || firewallTable || bridgePrefix) {
+    options.network = {};
+    if (bridge) options.network.bridgeName = bridge;
+    if (bip) {
+      const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(bip);
+      if (!m) throw new DaemonArgsError(`invalid --bip ${bip}: want an address with a prefix length, like 172.30.0.1/16`);
+      const prefix = Number.parseInt(m[2]!, 10);
+      const octets = m[1]!.split('.').map(Number);
+      const value = octets.reduce((a, o) => a * 256 + o, 0);
+      const mask = prefix === 0 ? 0 : 2 ** 32 - 2 ** (32 - prefix);
+      const net = value - (value % (2 ** 32 - mask || 2 ** 32));
+      const netOctets = [24, 16, 8, 0].map((sh) => Math.floor(net / 2 ** sh) % 256);
+      options.network.subnet = `${netOctets.join('.')}/${prefix}`;
+      options.network.gateway = m[1]!;
+    }
+    if (firewallTable) options.network.firewallTable = firewallTable;
+    if (bridgePrefix) options.network.bridgePrefix = bridgePrefix;
+  }
   const tlsverify = bool('tlsverify') ?? false;
   const tls = bool('tls') ?? false;
   const cert = str('tlscert');
@@ -210,4 +238,9 @@ Options:
       --allow-insecure-tcp      Allow plain tcp:// on non-loopback addresses
       --insecure-registry list  Registries reachable over plain HTTP
       --label list              Labels of this daemon
+  -b, --bridge string           Name of the default network's bridge (default "berth0")
+      --bip string              Address and prefix of the default bridge (e.g. 172.30.0.1/16)
+      --firewall-table string   nftables table owned by this daemon (default "berth")
+      --bridge-prefix string    Prefix of user-defined networks' bridges (default "br-")
+      --cgroup-parent string    Parent cgroup of containers (default "berth")
 `;

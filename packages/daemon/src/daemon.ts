@@ -66,6 +66,7 @@ export interface DaemonOptions {
   network?: {
     bridgeName?: string;
     subnet?: string;
+    gateway?: string;
     firewallTable?: string;
     bridgePrefix?: string;
   };
@@ -242,6 +243,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<RunningD
           defaultBridge: {
             ...(options.network.bridgeName ? { name: options.network.bridgeName } : {}),
             ...(options.network.subnet ? { subnet: options.network.subnet } : {}),
+            ...(options.network.gateway ? { gateway: options.network.gateway } : {}),
           },
         }
       : {}),

@@ -86,12 +86,16 @@ export type {
 export { openBuilder, Builder } from './builder/builder.js';
 export type { BuilderOptions, BuildOptions, BuildResult, BuildEvent } from './builder/builder.js';
 export type { BuildExecutor, BuildRunRequest, BuildRunResult, BuildProcess, BuildNetworkMode } from './builder/executor.js';
+export { verifyBuildExecutor, ExecutorConformanceError } from './builder/executor-conformance.js';
+export type { VerifyBuildExecutorOptions } from './builder/executor-conformance.js';
 export { BuildContext } from './builder/context/build-context.js';
 export { IgnoreMatcher, parseDockerignore } from './builder/context/dockerignore.js';
 export type { IgnorePattern } from './builder/context/dockerignore.js';
 export { staticImageSource, ociLayoutImageSource, bytesLayer, BaseImageNotFoundError } from './builder/image-source.js';
 export type { BuildImageSource, SourceImage, SourceLayer } from './builder/image-source.js';
 export { writeOciLayout, writeDockerArchive, dockerArchiveStream } from './builder/output.js';
+export { imageContextForBuilds } from './builder/image-store-adapter.js';
+export type { ImageContextBuildOptions } from './builder/image-store-adapter.js';
 export type { BuildImageStore, BuildOutput, BuiltImage } from './builder/output.js';
 export { parseDockerfile } from './builder/parser/instructions.js';
 export type {

@@ -271,6 +271,22 @@ describe('RegistryClient auth', () => {
     await expect(anonymous.getManifest(`${repo}:v1`)).rejects.toBeInstanceOf(UnauthorizedError);
   });
 
+  it('identity tokens: a refresh token from the OAuth2 password grant buys access tokens', async () => {
+    const login = await fetch(`${tokenReg.url}/token`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'password', username: 'alice', password: 'wonderland', access_type: 'offline', service: 'berth-registry', client_id: 'test' }),
+    });
+    expect(login.status).toBe(200);
+    const { refresh_token: refresh } = (await login.json()) as { refresh_token: string };
+    expect(refresh).toBeTruthy();
+    const withIdentity = new RegistryClient({ credentials: new StaticCredentials({ [tokenReg.host]: { identityToken: refresh } }) });
+    await withIdentity.pushBlob(`${tokenReg.host}/auth/identity`, busybox.config, bytesSource(busybox.config.bytes));
+    expect(await withIdentity.blobExists(`${tokenReg.host}/auth/identity`, busybox.config.digest)).toBe(true);
+    const forged = new RegistryClient({ credentials: new StaticCredentials({ [tokenReg.host]: { identityToken: `${refresh}x` } }) });
+    await expect(forged.blobExists(`${tokenReg.host}/auth/identity`, busybox.config.digest)).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+
   it('reads ~/.docker/config.json: inline auths and a docker-credential-* helper', async () => {
     const inline = join(tmp, 'config-inline.json');
     await writeFile(inline, JSON.stringify({ auths: { [`http://${authReg.host}`]: { auth: Buffer.from('alice:wonderland').toString('base64') } } }));

@@ -121,11 +121,6 @@ describePrivileged('networks: namespaces, bridges, DNS, published ports, isolati
     expect(got.stdout).toBe(`hello from ${tag}\n`);
     const cli = `${runDir}/netns/${id('cli')}`;
     const resolv = `nameserver ${netA.gateway}\n`;
-    console.log('A', JSON.stringify(await inNetns(cli, ['nslookup', 'late', netA.gateway])));
-    console.log('B', JSON.stringify(await inNetns(cli, ['ping', '-c1', '-W1', netA.gateway])));
-    console.log('C', JSON.stringify(await exec(['busybox', 'nslookup', 'late', netA.gateway])));
-    console.log('D', JSON.stringify(await inNetns(cli, ['nslookup', 'web-' + tag, netA.gateway])));
-    console.log('E', JSON.stringify(await inNetns(ns, ['nslookup', 'web-' + tag, netA.gateway])));
     expect((await inNetns(cli, ['nslookup', 'late'], resolv)).stdout).toContain(ep.IPAddress);
     await m.disconnect(`a-${tag}`, id('oth'));
     expect((await inNetns(ns, ['ip', '-o', 'link'])).stdout).not.toContain('eth1');
@@ -180,6 +175,25 @@ describePrivileged('networks: namespaces, bridges, DNS, published ports, isolati
     const j = await m.setupContainer({ containerId: id('join'), networkMode: `container:${id('cli')}` });
     expect(netnsPath(j)).toBe(`${runDir}/netns/${id('cli')}`);
     for (const c of ['none', 'host', 'join']) await m.teardownContainer(id(c));
+  });
+
+  it('gives IPv6 addresses on a network created with IPv6', async () => {
+    const v6 = `fd${tag.slice(0, 2)}:${parseInt(tag.slice(2, 6), 16).toString(16)}:9::/64`;
+    const net = await m.create({ name: `v6-${tag}`, enableIPv6: true, ipam: { Config: [{ Subnet: randomSubnet().subnet }, { Subnet: v6 }] } });
+    expect(net.EnableIPv6).toBe(true);
+    const one = await m.setupContainer({ containerId: id('six1'), networkMode: `v6-${tag}` });
+    const two = await m.setupContainer({ containerId: id('six2'), networkMode: `v6-${tag}`, endpoints: { [`v6-${tag}`]: { IPAMConfig: { IPv6Address: `${v6.slice(0, -3)}beef` } } } });
+    const addr1 = one.settings.GlobalIPv6Address;
+    expect(addr1.startsWith(v6.slice(0, -3))).toBe(true);
+    expect(two.settings.GlobalIPv6Address).toBe(`${v6.slice(0, -3)}beef`);
+    expect(one.settings.GlobalIPv6PrefixLen).toBe(64);
+    const ping = await inNetns(netnsPath(two), ['ping', '-6', '-c', '1', '-W', '3', addr1]);
+    expect(ping.stdout).toContain('1 packets received');
+    const gw = await inNetns(netnsPath(two), ['ip', '-6', 'route', 'show', 'default']);
+    expect(gw.stdout).toContain(`via ${v6.slice(0, -3)}1`);
+    await m.teardownContainer(id('six1'));
+    await m.teardownContainer(id('six2'));
+    await m.remove(`v6-${tag}`);
   });
 
   it('removes unused networks; prune leaves networks in use', async () => {

@@ -2,6 +2,8 @@ import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile, chmod,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { createReadStream } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ANONYMOUS_LABEL, VolumeStore, resolveInRoot } from '@berth/runtime';
 import type { Mount } from '@berth/runtime';
@@ -160,6 +162,27 @@ describePrivileged('volumes: local driver, copy-up, binds, tmpfs, export/import'
     expect([st.uid, st.gid]).toEqual([1234, 5678]);
     await expect(store.importVolume('dst', Readable.from([Buffer.from('not a tar archive at all')]))).rejects.toThrow(/import into volume dst failed/);
     await expect(store.importVolume('nope', store.exportVolume('src'))).rejects.toThrow(/no such volume/);
+  });
+
+  it('an imported archive cannot write outside the volume', async () => {
+    const outside = join(root, 'outside');
+    await mkdir(outside);
+    const work = join(root, 'evil');
+    await mkdir(join(work, 'd1'), { recursive: true });
+    await symlink(outside, join(work, 'd1/esc'));
+    await mkdir(join(work, 'd2/esc'), { recursive: true });
+    await writeFile(join(work, 'd2/esc/pwn'), 'pwned\n');
+    const tarFile = join(work, 'evil.tar');
+    // A symlink to a host directory, then a file written "through" it, then a `..` member.
+    execFileSync('tar', ['-C', join(work, 'd1'), '-cf', tarFile, 'esc']);
+    execFileSync('tar', ['-C', join(work, 'd2'), '-rf', tarFile, 'esc/pwn']);
+    execFileSync('tar', ['-C', join(work, 'd2'), '-rf', tarFile, '--transform', 's,^esc/pwn,../../dotdot,', 'esc/pwn']);
+    await store.create({ name: 'target' });
+    await store.importVolume('target', createReadStream(tarFile)).catch(() => undefined);
+    expect(await readdir(outside)).toEqual([]);
+    expect(await readdir(join(store.root, '..'))).not.toContain('dotdot');
+    expect(await readdir(root)).not.toContain('dotdot');
+    await store.remove('target');
   });
 
   it('prunes only unused anonymous volumes unless all=true', async () => {

@@ -38,7 +38,8 @@ export function ellipsis(text: string, max: number): string {
 /** `0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, 443/tcp` */
 export function formatPorts(ports: Port[] | null | undefined): string {
   if (!ports) return '';
-  const sorted = [...ports].sort((a, b) => a.PrivatePort - b.PrivatePort || (a.IP ?? '').localeCompare(b.IP ?? ''));
+  const v6 = (ip: string | undefined): number => (ip?.includes(':') ? 1 : 0);
+  const sorted = [...ports].sort((a, b) => a.PrivatePort - b.PrivatePort || v6(a.IP) - v6(b.IP) || (a.IP ?? '').localeCompare(b.IP ?? ''));
   return sorted
     .map((p) => {
       if (p.PublicPort === undefined || p.PublicPort === 0) return `${p.PrivatePort}/${p.Type}`;

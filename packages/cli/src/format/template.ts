@@ -199,7 +199,9 @@ function field(data: Value, path: string, args: Value[] = []): Value {
       return;
     }
     const next = (cur as Record<string, Value>)[name];
-    if (next === undefined && !(name in Object(cur))) {
+    // The top-level object stands for a Go struct (unknown field: error); nested objects are maps
+    // (missing key: <no value>).
+    if (next === undefined && !(name in Object(cur)) && (i === 0 || typeName(cur) !== 'map')) {
       throw new TemplateError(`template: can't evaluate field ${name} in type ${typeName(cur)}`);
     }
     cur = typeof next === 'function' ? (next as (...a: Value[]) => Value).apply(cur, i === parts.length - 1 ? args : []) : next;

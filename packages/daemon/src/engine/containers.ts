@@ -330,16 +330,27 @@ export class ContainerService {
 
   async start(ref: string): Promise<void> {
     const record = this.#deps.store.get(ref);
-    await this.#locked(record.Id, async () => {
-      if (record.State.Paused) throw new ConflictError('cannot start a paused container, try unpause instead');
-      if (record.State.Running) throw new NotModifiedError();
-      if (record.State.Status === 'removing' || record.State.Dead) {
-        throw new ConflictError(`container is marked for removal and cannot be started`);
+    let failed = false;
+    try {
+      await this.#locked(record.Id, async () => {
+        if (record.State.Paused) throw new ConflictError('cannot start a paused container, try unpause instead');
+        if (record.State.Running) throw new NotModifiedError();
+        if (record.State.Status === 'removing' || record.State.Dead) {
+          throw new ConflictError(`container is marked for removal and cannot be started`);
+        }
+        record.HasBeenManuallyStopped = false;
+        this.restarts.cancel(record.Id);
+        failed = true;
+        await this.#startRun(record);
+        failed = false;
+      });
+    } finally {
+      // As moby does: a container with AutoRemove that failed to start is removed (the CLI's
+      // `run --rm` waits for the removal before it reports the start error).
+      if (failed && record.HostConfig.AutoRemove) {
+        await this.remove(record.Id, { force: true, volumes: true }).catch(() => undefined);
       }
-      record.HasBeenManuallyStopped = false;
-      this.restarts.cancel(record.Id);
-      await this.#startRun(record);
-    });
+    }
   }
 
   #spec(record: ContainerRecord, rootfs: Mount[], net: { netns: ContainerSpec['netns']; hosts?: string; resolvConf?: string; hostname?: string }): ContainerSpec {

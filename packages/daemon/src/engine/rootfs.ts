@@ -1,4 +1,4 @@
-import { lstat, mkdir, readlink, rmdir } from 'node:fs/promises';
+import { lstat, mkdir, readlink, rmdir, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -45,8 +45,9 @@ export async function resolveInRoot(root: string, path: string, followFinal = tr
 }
 
 /**
- * Gives `fn` the container's root filesystem on the host: the runtime's mount while the runtime
- * container exists, otherwise a temporary overlay mount of the prepared layers.
+ * Gives `fn` the container's root filesystem on the host: `/proc/<pid>/root` while it runs, the
+ * runtime's rootfs mount while the runtime container exists, otherwise a temporary overlay mount
+ * of the prepared layers.
  */
 export async function withRootfs<T>(
   record: ContainerRecord,
@@ -55,6 +56,11 @@ export async function withRootfs<T>(
   scratchDir: string,
   fn: (root: string) => Promise<T>,
 ): Promise<T> {
+  // A running container's own view (with its volumes and /etc/hosts binds) is its pid's root.
+  if (record.State.Running && record.State.Pid > 0) {
+    const root = `/proc/${record.State.Pid}/root`;
+    if (await stat(root).then(() => true, () => false)) return fn(root);
+  }
   if (record.RuntimeCreated) {
     const info = await runtime.state(record.Id).catch(() => undefined);
     if (info) return fn(join(info.bundle, 'rootfs'));

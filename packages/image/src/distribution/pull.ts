@@ -222,16 +222,26 @@ async function download(
       if (signal) opts.signal = signal;
       const stream = await source.fetchBlob(ref, desc, opts);
       let last = 0;
+      // Disk writes in ~1 MiB batches; the unpacker gets every chunk as it arrives.
+      let batch: Buffer[] = [];
+      let batched = 0;
       for await (const chunk of stream) {
         const b = chunk as Buffer;
-        await writer.write(b);
+        batch.push(b);
+        batched += b.length;
         offset += b.length;
         if (tee && !tee.write(b)) await new Promise((r) => tee.once('drain', r));
+        if (batched >= 1 << 20) {
+          await writer.write(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch));
+          batch = [];
+          batched = 0;
+        }
         if (offset - last >= 256 * 1024 || offset === layer.size) {
           last = offset;
           onBytes(offset);
         }
       }
+      if (batched > 0) await writer.write(Buffer.concat(batch));
     }
     await writer.commit(layer.size, layer.digest);
     tee?.end();

@@ -178,11 +178,17 @@ export async function applyLayer(
   const dirTimes = new Map<string, number>();
   let entries = 0;
 
+  const background = new Background();
+  try {
   for await (const { header, body } of readTar(src)) {
     entries++;
     const parts = entryComponents(header.path);
     const rel = parts.join('/');
     const name = parts[parts.length - 1];
+    // Anything that looks at or replaces a path a background write still owns waits for it.
+    if (background.size > 0 && (header.type === 'hardlink' || (name ?? '').startsWith(WHITEOUT_PREFIX) || background.touches(parts))) {
+      await background.flush();
+    }
 
     if (name === undefined) {
       // The root itself ("./"): only directory metadata applies.
@@ -229,18 +235,14 @@ export async function applyLayer(
         break;
       }
       case 'file': {
-        const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-        try {
-          for await (const piece of body()) {
-            let off = 0;
-            while (off < piece.length) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;
-          }
-          if (chown) await fh.chown(header.uid, header.gid);
-          await fh.chmod(header.mode);
-          for (const [k, v] of header.xattrs) if (allowedXattr(k)) await setXattr(path, k, v);
-          await fh.utimes(header.mtime, header.mtime);
-        } finally {
-          await fh.close();
+        if (header.size <= SMALL_FILE) {
+          // Small files are written in the background (bounded), so many creates overlap.
+          const pieces: Buffer[] = [];
+          for await (const piece of body()) pieces.push(piece);
+          const data = pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
+          await background.add(rel, () => writeFile_(path, data, header, chown));
+        } else {
+          await writeFile_(path, body(), header, chown);
         }
         break;
       }
@@ -303,6 +305,11 @@ export async function applyLayer(
     created.add(rel);
   }
 
+  await background.flush();
+  } finally {
+    await background.settle();
+  }
+
   // Directory mtimes last, deepest first: creating children changed them.
   const dirs = [...dirTimes.entries()].sort((a, b) => b[0].split('/').length - a[0].split('/').length);
   for (const [rel, mtime] of dirs) {
@@ -311,6 +318,77 @@ export async function applyLayer(
   }
   options.onProgress?.(size);
   return { diffId: `sha256:${hash.digest('hex')}`, size, entries };
+}
+
+const SMALL_FILE = 1 << 20;
+const BACKGROUND_WRITES = 32;
+
+/** Bounded set of in-flight file writes, keyed by the relative paths they create. */
+class Background {
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly paths = new Set<string>();
+  private error: unknown;
+
+  get size(): number {
+    return this.inflight.size;
+  }
+
+  /** True if `parts` or one of its parents is being written in the background. */
+  touches(parts: string[]): boolean {
+    for (let i = 1; i <= parts.length; i++) if (this.paths.has(parts.slice(0, i).join('/'))) return true;
+    return false;
+  }
+
+  async add(path: string, job: () => Promise<void>): Promise<void> {
+    while (this.inflight.size >= BACKGROUND_WRITES) await Promise.race(this.inflight);
+    this.check();
+    this.paths.add(path);
+    const p: Promise<void> = job()
+      .catch((err: unknown) => {
+        this.error ??= err;
+      })
+      .finally(() => {
+        this.inflight.delete(p);
+        this.paths.delete(path);
+      });
+    this.inflight.add(p);
+  }
+
+  async flush(): Promise<void> {
+    await this.settle();
+    this.check();
+  }
+
+  /** Waits for every write, never throws (used on the way out of a failed apply). */
+  async settle(): Promise<void> {
+    while (this.inflight.size) await Promise.all([...this.inflight]);
+  }
+
+  private check(): void {
+    if (this.error !== undefined) throw this.error;
+  }
+}
+
+const processUid = typeof process.getuid === 'function' ? process.getuid() : -1;
+const processGid = typeof process.getgid === 'function' ? process.getgid() : -1;
+
+/** Creates a regular file (never through a symlink, never over an existing file) with its metadata. */
+async function writeFile_(path: string, data: Buffer | AsyncIterable<Buffer>, header: TarHeader, chown: boolean): Promise<void> {
+  const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    const write = async (piece: Buffer): Promise<void> => {
+      let off = 0;
+      while (off < piece.length) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;
+    };
+    if (Buffer.isBuffer(data)) await write(data);
+    else for await (const piece of data) await write(piece);
+    if (chown && (header.uid !== processUid || header.gid !== processGid)) await fh.chown(header.uid, header.gid);
+    await fh.chmod(header.mode);
+    for (const [k, v] of header.xattrs) if (allowedXattr(k)) await setXattr(path, k, v);
+    await fh.utimes(header.mtime, header.mtime);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** trusted.overlay.* from an archive would change overlayfs' view of the layer: never applied. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { BuildContext, ociLayoutImageSource, openBuilder } from '@berth/image';
+import { BuildContext, imageContextForBuilds, ociLayoutImageSource, openBuilder, openImageContext } from '@berth/image';
 import type { BuildEvent, BuildResult } from '@berth/image';
 import { describePrivileged } from '../../../../test/support/privileged.js';
 import { makeBuilder } from './fixtures.js';
@@ -310,6 +310,41 @@ describePrivileged('Dockerfile instructions and flags', () => {
       }
     } finally {
       await rm(out, { recursive: true, force: true });
+    }
+  });
+
+  it('stores built images in the image store under every tag, and builds FROM them', async () => {
+    const storeRoot = await mkdtemp(join(tmpdir(), 'berth-ins-store-'));
+    try {
+      const imageCtx = await openImageContext(storeRoot);
+      const adapter = imageContextForBuilds(imageCtx);
+      const first = await build('FROM busybox\nRUN echo stored > /stored\n', {
+        tags: ['stored/app:1', 'registry.example:5000/app:latest'],
+        output: { type: 'store', store: adapter.store },
+      });
+      expect(imageCtx.images.find('stored/app:1')?.id).toBe(first.id);
+      expect(imageCtx.images.find('registry.example:5000/app')?.id).toBe(first.id);
+      expect(imageCtx.images.get(first.id)?.layers.length).toBe(2);
+      // Tagging again (cached rebuild) only adds the name.
+      await build('FROM busybox\nRUN echo stored > /stored\n', { tags: ['stored/app:2'], output: { type: 'store', store: adapter.store } });
+      expect(imageCtx.images.namesOf(first.id)).toContain('docker.io/stored/app:2');
+      // A builder whose images come from the store builds FROM the stored image.
+      const root2 = await mkdtemp(join(tmpdir(), 'berth-ins-b3-'));
+      try {
+        const b3 = await openBuilder({ root: root2, executor: createRuncExecutor(), images: adapter.source });
+        const lines: string[] = [];
+        await b3.build({
+          context: ctx,
+          dockerfileText: 'FROM stored/app:1\nRUN cat /stored\n',
+          onEvent: (e) => e.type === 'step-output' && lines.push(e.line),
+        });
+        expect(lines).toContain('stored');
+        await expect(b3.build({ context: ctx, dockerfileText: 'FROM not/there:1\n' })).rejects.toThrow(/no such image: not\/there:1/);
+      } finally {
+        await rm(root2, { recursive: true, force: true });
+      }
+    } finally {
+      await rm(storeRoot, { recursive: true, force: true });
     }
   });
 

@@ -291,6 +291,7 @@ export class RegistryApp {
   private async token(ctx: Ctx): Promise<void> {
     const { tokens, htpasswd } = this.options;
     if (!tokens) throw new RegistryError('NOT_FOUND', 'token auth is not enabled', { status: 404, category: 'not-found' });
+    if (ctx.req.method === 'POST') return this.oauthToken(ctx, tokens);
     let user = 'anonymous';
     if (htpasswd) {
       const basic = parseBasicAuthorization(ctx.req.headers.authorization);
@@ -304,6 +305,33 @@ export class RegistryApp {
     const access = parseScopes(ctx.url.searchParams.getAll('scope'));
     const { token, expiresIn, issuedAt } = tokens.issue(user, access);
     this.json(ctx, 200, { token, access_token: token, expires_in: expiresIn, issued_at: issuedAt });
+  }
+
+  /**
+   * The OAuth2 form of the token endpoint (`POST /token`, Docker's token spec): `grant_type=password`
+   * checks htpasswd and, with `access_type=offline`, also returns a refresh token;
+   * `grant_type=refresh_token` trades a refresh (identity) token for an access token.
+   */
+  private async oauthToken(ctx: Ctx, tokens: TokenIssuer): Promise<void> {
+    const form = new URLSearchParams(Buffer.from(await readBody(ctx.req, 64 * 1024)).toString('utf8'));
+    const grant = form.get('grant_type');
+    let user: string | undefined;
+    if (grant === 'password') {
+      const username = form.get('username') ?? '';
+      const password = form.get('password') ?? '';
+      if (!this.options.htpasswd) user = username || 'anonymous';
+      else if (await this.options.htpasswd.verify(username, password)) user = username;
+    } else if (grant === 'refresh_token') {
+      user = tokens.verifyRefresh(form.get('refresh_token') ?? '');
+    } else {
+      throw new RegistryError('UNSUPPORTED', `unsupported grant_type ${grant ?? '(none)'}`, { status: 400, category: 'invalid' });
+    }
+    if (!user) throw new UnauthorizedError(`invalid credentials for grant_type ${grant}`);
+    ctx.user = user;
+    const access = parseScopes(form.getAll('scope'));
+    const { token, expiresIn, issuedAt } = tokens.issue(user, access);
+    const refresh = grant === 'password' && form.get('access_type') === 'offline' ? tokens.issueRefresh(user) : grant === 'refresh_token' ? form.get('refresh_token') : undefined;
+    this.json(ctx, 200, { access_token: token, expires_in: expiresIn, issued_at: issuedAt, ...(refresh ? { refresh_token: refresh } : {}) });
   }
 
   // ---- manifests -------------------------------------------------------------------------

@@ -75,6 +75,8 @@ interface TokenClaims {
   sub: string;
   aud: string;
   exp: number;
+  /** `access` tokens authorise requests; `refresh` tokens (identity tokens) only buy access tokens. */
+  typ: 'access' | 'refresh';
   access: AccessRequest[];
 }
 
@@ -95,19 +97,34 @@ export class TokenIssuer {
   }
 
   issue(user: string, access: AccessRequest[]): { token: string; expiresIn: number; issuedAt: string } {
-    const claims: TokenClaims = {
-      sub: user,
-      aud: this.service,
-      exp: Math.floor(Date.now() / 1000) + this.lifetimeSeconds,
-      access,
-    };
-    const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
-    const mac = createHmac('sha256', this.key).update(body).digest('base64url');
-    return { token: `${body}.${mac}`, expiresIn: this.lifetimeSeconds, issuedAt: new Date().toISOString() };
+    const token = this.sign({ sub: user, aud: this.service, exp: Math.floor(Date.now() / 1000) + this.lifetimeSeconds, typ: 'access', access });
+    return { token, expiresIn: this.lifetimeSeconds, issuedAt: new Date().toISOString() };
   }
 
-  /** The claims of a valid, unexpired token, or undefined. */
+  /** A long-lived refresh token (what `docker login` stores as an identity token). */
+  issueRefresh(user: string, lifetimeSeconds = 30 * 24 * 3600): string {
+    return this.sign({ sub: user, aud: this.service, exp: Math.floor(Date.now() / 1000) + lifetimeSeconds, typ: 'refresh', access: [] });
+  }
+
+  private sign(claims: TokenClaims): string {
+    const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
+    const mac = createHmac('sha256', this.key).update(body).digest('base64url');
+    return `${body}.${mac}`;
+  }
+
+  /** The user a valid refresh token was issued to, or undefined. */
+  verifyRefresh(token: string): string | undefined {
+    const claims = this.decode(token);
+    return claims?.typ === 'refresh' ? claims.sub : undefined;
+  }
+
+  /** The claims of a valid, unexpired access token, or undefined. */
   verify(token: string): TokenClaims | undefined {
+    const claims = this.decode(token);
+    return claims?.typ === 'access' ? claims : undefined;
+  }
+
+  private decode(token: string): TokenClaims | undefined {
     const dot = token.indexOf('.');
     if (dot < 0) return undefined;
     const body = token.slice(0, dot);

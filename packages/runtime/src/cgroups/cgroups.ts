@@ -21,7 +21,7 @@ const ROOT = '/sys/fs/cgroup';
 export function detectCgroups(root = ROOT): CgroupInfo {
   const v2 = existsSync(path.join(root, 'cgroup.controllers'));
   if (v2) {
-    return { version: 2, hybrid: false, root, swapAccounting: existsSync(path.join(root, 'init.scope')) || true, blkioWeight: true };
+    return { version: 2, hybrid: false, root, swapAccounting: true, blkioWeight: true };
   }
   return {
     version: 1,
@@ -146,12 +146,14 @@ export async function cgroupPids(info: CgroupInfo, cgroupPath: string): Promise<
  * Removes a cgroup left behind (empty; children first). Returns the directories removed.
  * A cgroup that still has processes is left alone (rmdir fails with EBUSY).
  */
-export async function removeCgroup(info: CgroupInfo, cgroupPath: string): Promise<string[]> {
+export async function removeCgroup(info: CgroupInfo, cgroupPath: string, options: { recursive?: boolean } = {}): Promise<string[]> {
   const removed: string[] = [];
   const remove = async (dir: string): Promise<void> => {
     if (!existsSync(dir)) return;
-    for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-      if (e.isDirectory()) await remove(path.join(dir, e.name));
+    if (options.recursive !== false) {
+      for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        if (e.isDirectory()) await remove(path.join(dir, e.name));
+      }
     }
     try {
       await rmdir(dir);

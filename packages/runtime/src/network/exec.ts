@@ -32,7 +32,7 @@ export function run(
         code: code ?? -1,
       };
       if (result.code !== 0 && options.allowFailure !== true) {
-        const shown = argv.length > 6 ? `${argv.slice(0, 6).join(' ')} ...` : argv.join(' ');
+        const shown = argv.slice(0, 3).join(' ').split('\n')[0] ?? '';
         reject(new NetworkCommandError(shown, result.stderr || result.stdout));
       } else {
         resolve(result);

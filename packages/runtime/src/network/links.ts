@@ -60,7 +60,7 @@ function endpointCommands(ep: EndpointPlumbing): string[] {
   if (ep.ipv6) cmds.push(`addr add ${ep.ipv6.address}/${ep.ipv6.prefix} dev ${ep.ifname} nodad`);
   cmds.push(`link set ${ep.ifname} up`);
   if (ep.defaultRoute && ep.ipv4) cmds.push(`route add default via ${ep.ipv4.gateway} dev ${ep.ifname}`);
-  if (ep.defaultRoute && ep.ipv6) cmds.push(`-6 route add default via ${ep.ipv6.gateway} dev ${ep.ifname}`);
+  if (ep.defaultRoute && ep.ipv6) cmds.push(`route add default via ${ep.ipv6.gateway} dev ${ep.ifname}`);
   return cmds;
 }
 

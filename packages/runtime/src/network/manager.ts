@@ -835,11 +835,13 @@ export class NetworkManager {
   private async updateDns(waitFor?: StoredContainer): Promise<boolean> {
     const started = await this.dns.update(this.dnsNetworks());
     if (waitFor !== undefined) {
+      // aardvark-dns reloads asynchronously after SIGHUP: return once every name of the container
+      // answers on each of its networks (bounded, so a slow reload never fails a start).
       for (const ep of waitFor.endpoints) {
         const n = this.state.networks.find((x) => x.id === ep.networkId);
         const gw = n?.dns && n.ipam ? poolOf(n.ipam, 4)?.gateway : undefined;
-        const name = dnsNames(waitFor, ep)[0];
-        if (gw !== undefined && name !== undefined) await waitForName(gw, this.dnsPort, name);
+        if (gw === undefined) continue;
+        for (const name of dnsNames(waitFor, ep)) await waitForName(gw, this.dnsPort, name, 5000);
       }
     }
     return started;

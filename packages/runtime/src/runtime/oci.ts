@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { detectCgroups, removeCgroup } from '../cgroups/cgroups.js';
 import { RuntimeCommandError, RuntimeUnavailableError } from '../errors.js';
 import { runCommand, runtimeMessage } from './process.js';
 import type { OciRuntimeInfo } from './types.js';
@@ -50,6 +51,9 @@ async function probe(binary: string, workDir: string, specVersion: string): Prom
     await writeFile(path.join(dir, 'config.json'), JSON.stringify(config));
     const r = await runCommand(binary, ['--root', root, 'run', '--bundle', dir, id], { timeoutMs: 30_000 });
     await runCommand(binary, ['--root', root, 'delete', '--force', id]).catch(() => undefined);
+    const cgroups = detectCgroups();
+    await removeCgroup(cgroups, `/berth-probe/${id}`);
+    await removeCgroup(cgroups, '/berth-probe', { recursive: false });
     if (r.code === 0) return undefined;
     return runtimeMessage(r.stderr || r.stdout);
   } finally {

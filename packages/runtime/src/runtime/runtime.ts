@@ -60,6 +60,8 @@ interface ContainerRecord {
   createdAt: string;
   startedAt?: string;
   pid: number;
+  /** Field 22 of /proc/<pid>/stat at create: tells the container's pid 1 from a recycled pid. */
+  pidStartTime?: string;
   monitorPid: number;
   logMaxSize: number;
   logMaxFiles: number;
@@ -117,6 +119,19 @@ function defaultHosts(hostname: string): string {
     ...(hostname ? [`127.0.1.1\t${hostname}`] : []),
     '',
   ].join('\n');
+}
+
+async function processStartTime(pid: number): Promise<string | undefined> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (!text) return undefined;
+  // comm (field 2) may contain spaces and parentheses: count from the last ')'.
+  return text.slice(text.lastIndexOf(')') + 2).split(' ')[19];
+}
+
+async function isFrozen(info: CgroupInfo, cgroupPath: string): Promise<boolean> {
+  const file = info.version === 2 ? path.join(info.root, cgroupPath, 'cgroup.freeze') : path.join(info.root, 'freezer', cgroupPath, 'freezer.state');
+  const text = (await readFile(file, 'utf8').catch(() => '')).trim();
+  return text === '1' || text === 'FROZEN' || text === 'FREEZING';
 }
 
 function mountOptions(m: { options: string[] }): string {
@@ -216,9 +231,17 @@ class BerthRuntime implements Runtime {
     return (await oomKillCount(this.cgroups, rec.cgroupsPath)) > 0;
   }
 
+  /**
+   * The container's state from files alone when possible (the exit file, /proc/<pid> with its start
+   * time, the freezer), asking the OCI runtime only when the files cannot tell: before a start was
+   * recorded, or when the process is gone and no exit file has appeared.
+   */
   private async status(id: string, rec: ContainerRecord): Promise<{ status: ContainerStatus; pid: number; exit?: { exitCode: number; finishedAt: Date } }> {
     const exit = await this.exitFile(id);
     if (exit) return { status: 'stopped', pid: 0, exit };
+    if (rec.startedAt && rec.pid > 0 && rec.pidStartTime && (await processStartTime(rec.pid)) === rec.pidStartTime) {
+      return { status: (await isFrozen(this.cgroups, rec.cgroupsPath)) ? 'paused' : 'running', pid: rec.pid };
+    }
     const s = await this.binary(rec.runtime).state(id);
     if (!s || s.status === 'stopped') {
       // The monitor writes the exit file right after the process is reaped; give it a moment.
@@ -385,6 +408,8 @@ class BerthRuntime implements Runtime {
       conmonPath: this.conmonPath,
     });
     rec.pid = pid;
+    const startTime = await processStartTime(pid);
+    if (startTime) rec.pidStartTime = startTime;
     rec.monitorPid = monitorPid;
     rec.phase = 'created';
     await this.saveRecord(spec.id, rec);
@@ -504,7 +529,7 @@ class BerthRuntime implements Runtime {
     }
     const runtimes = rec?.runtime?.path ? [this.binary(rec.runtime)] : [...new Set([...this.binaries.values(), this.binary(this.ociRuntime)])];
     for (const rt of runtimes) {
-      if (await rt.state(id)) {
+      if (existsSync(path.join(rt.root, id))) {
         const r = await runCommand(rt.info.path, ['--root', rt.root, 'delete', '--force', id]);
         if (r.code === 0) removed.push(`runtime state ${id}`);
       }
@@ -777,6 +802,8 @@ class BerthRuntime implements Runtime {
     if (this.rotateTimer) clearTimeout(this.rotateTimer);
     this.rotateTimer = undefined;
     await Promise.all([...this.locks.values()]).catch(() => undefined);
+    // The parent cgroup goes when no container uses it any more (rmdir refuses a busy one).
+    await removeCgroup(this.cgroups, `/${(this.options.cgroupParent ?? 'berth').replace(/^\/+|\/+$/g, '')}`, { recursive: false });
   }
 
   // ── crash recovery ────────────────────────────────────────────────────────────────────────
