@@ -21,7 +21,7 @@
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { bytesLayer, openBuilder, staticImageSource } from '@berth/image';
@@ -166,6 +166,7 @@ async function main(): Promise<void> {
     `Machine: ${machine}. ${RUNS} runs per case. Dockerfile: \`FROM busybox\` / \`RUN echo hi > /a\` / \`COPY file /b\`.`,
     'Cold = `--no-cache` with the base image present; cached = rebuild with nothing changed. Ratio = docker time / berth time (> 1: berth faster).',
     'berth: in-process `Builder.build` with the runc test executor (a real container per RUN); docker: the `docker build` CLI against a private dockerd 20.10 (docker.io).',
+    `Load average at the end of the run: ${loadavg().map((l) => l.toFixed(1)).join(' / ')} (1/5/15 min).`,
     '',
     ...lines,
     '',

@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openRuntime } from '@berth/runtime';
-import { buildBusyboxRootfs } from '../test/support/busybox.js';
+import { buildBusyboxImage, buildBusyboxRootfs, writeOciLayout } from '../test/support/busybox.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 20);
 const IDLE = Number(process.env.IDLE ?? 10);
@@ -48,22 +48,51 @@ async function main(): Promise<void> {
   const rawRoot = join(root, 'raw-state');
 
   const berth: number[] = [];
+  const phases = { create: [] as number[], start: [] as number[], wait: [] as number[], delete: [] as number[] };
   const raw: number[] = [];
   const docker: number[] = [];
   const podman: number[] = [];
   const hasDocker = which('docker') && spawnSync('docker', ['image', 'inspect', 'busybox']).status === 0;
-  const hasPodman = which('podman') && spawnSync('podman', ['image', 'inspect', 'busybox']).status === 0;
+  // podman with its own storage under root, the busybox image loaded from an OCI layout, runc
+  // (its default crun refuses this host) and cgroupfs (no systemd here).
+  const podmanArgs = ['--root', join(root, 'podman'), '--runroot', join(root, 'podman-run'), '--cgroup-manager', 'cgroupfs', '--runtime', oci.path, '--events-backend', 'none'];
+  // podman asks for nofile/nproc limits above this host's hard limits unless told otherwise.
+  const podmanRun = ['run', '--rm', '--pull', 'never', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
+  const layoutDir = `/tmp/berth-bench-layout-${tag}`; // lower case: podman names the image after the path
+  let podmanImage = '';
+  let podmanWhyNot = 'not installed';
+  if (which('podman')) {
+    await writeOciLayout(layoutDir, await buildBusyboxImage(), 'bench');
+    const pull = spawnSync('podman', [...podmanArgs, 'pull', '-q', `oci:${layoutDir}:bench`], { encoding: 'utf8' });
+    podmanImage = spawnSync('podman', [...podmanArgs, 'images', '-q'], { encoding: 'utf8' }).stdout.trim().split('\n')[0] ?? '';
+    const probe = spawnSync('podman', [...podmanArgs, ...podmanRun, podmanImage, 'true'], { encoding: 'utf8' });
+    if (pull.status !== 0 || probe.status !== 0) {
+      podmanWhyNot = `installed but fails here: ${(probe.stderr || pull.stderr).trim().split('\n').at(-1)}`;
+      podmanImage = '';
+    }
+  }
+  const hasPodman = podmanImage !== '';
   try {
     for (let i = 0; i < ROUNDS + 2; i++) {
       const warm = i < 2;
       const id = `bench-${tag}-${i}`;
       let t = now();
+      const t0 = t;
       await runtime.create({ id, rootfs: { path: rootfs }, config: { Cmd: ['/bin/true'] }, hostConfig: { ReadonlyRootfs: true } });
+      const t1 = now();
       await runtime.start(id);
+      const t2 = now();
       const exit = await runtime.wait(id);
+      const t3 = now();
       await runtime.delete(id);
       if (exit.exitCode !== 0) throw new Error(`true exited ${exit.exitCode}`);
-      if (!warm) berth.push(now() - t);
+      if (!warm) {
+        berth.push(now() - t);
+        phases.create.push(t1 - t0);
+        phases.start.push(t2 - t1);
+        phases.wait.push(t3 - t2);
+        phases.delete.push(now() - t3);
+      }
 
       spec.linux.cgroupsPath = `/berth-bench-${tag}/raw-${i}`;
       await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
@@ -79,7 +108,7 @@ async function main(): Promise<void> {
       }
       if (hasPodman) {
         t = now();
-        spawnSync('podman', ['run', '--rm', 'busybox', 'true'], { stdio: 'ignore' });
+        spawnSync('podman', [...podmanArgs, ...podmanRun, podmanImage, 'true'], { stdio: 'ignore' });
         if (!warm) podman.push(now() - t);
       }
     }
@@ -89,10 +118,11 @@ async function main(): Promise<void> {
     console.log(`  berth (library, conmon)   ${mb.toFixed(1)} ms`);
     console.log(`  ${oci.name} run (raw)            ${mr.toFixed(1)} ms`);
     console.log(`  ratio berth / raw         ${(mb / mr).toFixed(2)}×`);
+    console.log(`  berth phases (medians): ${Object.entries(phases).map(([k, v]) => `${k} ${median(v).toFixed(1)} ms`).join(', ')}`);
     if (hasDocker) console.log(`  docker run --rm           ${median(docker).toFixed(1)} ms (ratio berth/docker ${(mb / median(docker)).toFixed(2)}×)`);
-    else console.log('  docker: not installed (or no busybox image) — not measured');
+    else console.log('  docker: no daemon with a busybox image on this host — not measured');
     if (hasPodman) console.log(`  podman run --rm           ${median(podman).toFixed(1)} ms (ratio berth/podman ${(mb / median(podman)).toFixed(2)}×)`);
-    else console.log('  podman: not installed (or no busybox image) — not measured');
+    else console.log(`  podman: ${podmanWhyNot} — not measured`);
 
     // Memory each idle container adds on the host: its monitor (conmon); the container's own
     // process (sleep) is the workload, not the engine's cost.
@@ -122,7 +152,15 @@ async function main(): Promise<void> {
       const d = `/sys/fs/cgroup/${ctl}/berth-bench-${tag}`;
       if (existsSync(d)) spawnSync('rmdir', [d]);
     }
+    if (which('podman')) {
+      spawnSync('podman', [...podmanArgs, 'rm', '-af'], { stdio: 'ignore' });
+      spawnSync('podman', [...podmanArgs, 'rmi', '-af'], { stdio: 'ignore' });
+    }
+    // podman leaves its storage's overlay directory mounted
+    const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(root));
+    for (const m of mounts.sort().reverse()) spawnSync('umount', ['-l', m]);
     await rm(root, { recursive: true, force: true });
+    await rm(layoutDir, { recursive: true, force: true });
   }
 }
 

@@ -8,14 +8,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Readable } from 'node:stream';
-import { serveRegistry } from '@berth/registry';
+import { RegistryClient, serveRegistry } from '@berth/registry';
 import type { RunningRegistry } from '@berth/registry';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { buildBusyboxImage, writeOciLayout, tarDirectory } from '../../../test/support/busybox.js';
+import { buildBusyboxImage, hostArchitecture, writeOciLayout, tarDirectory } from '../../../test/support/busybox.js';
 import { describePrivileged } from '../../../test/support/privileged.js';
 import { mountAll, openImageService, unmount } from '../src/index.js';
 import type { PullProgress } from '../src/index.js';
-import { fileEntry, makeImage, pushTestImage, randomLayer, startProxy, tarOf } from './support/registry-fixtures.js';
+import { fileEntry, makeImage, pushTestImage, randomLayer, sha, startProxy, tarOf } from './support/registry-fixtures.js';
 
 const run = promisify(execFile);
 
@@ -57,6 +57,30 @@ describePrivileged('pull and push against a real registry server', () => {
     expect(inspect.RepoDigests).toEqual([`${host}/library/busybox@${result.digest}`]);
     const again = await svc.pull(`${host}/library/busybox:1`);
     expect(again.upToDate).toBe(true);
+  });
+
+  it('pulls the host platform out of a Docker manifest list', async () => {
+    const mine = makeImage([await tarOf([fileEntry('which', 'host')])]);
+    const other = makeImage([await tarOf([fileEntry('which', 'other')])]);
+    await pushTestImage(host, 'multi/arch:tmp-a', mine);
+    await pushTestImage(host, 'multi/arch:tmp-b', other);
+    const list = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
+        manifests: [
+          { mediaType: other.manifest.mediaType, digest: other.manifest.digest, size: other.manifest.size, platform: { architecture: 's390x', os: 'linux' } },
+          { mediaType: mine.manifest.mediaType, digest: mine.manifest.digest, size: mine.manifest.size, platform: { architecture: hostArchitecture(), os: 'linux' } },
+        ],
+      }),
+    );
+    await new RegistryClient({}).pushManifest(`${host}/multi/arch`, list, 'application/vnd.docker.distribution.manifest.list.v2+json', 'v1');
+    const svc = await openImageService({ root: join(work, 'p8') });
+    const result = await svc.pull(`${host}/multi/arch:v1`);
+    expect(result.id).toBe(mine.config.digest);
+    expect(result.digest).toBe(sha(list));
+    expect((await svc.inspect(`${host}/multi/arch:v1`)).RepoDigests).toEqual([`${host}/multi/arch@${sha(list)}`]);
+    await expect(svc.pull(`${host}/multi/arch:v1`, { platform: 'linux/riscv64' })).rejects.toThrow(/no matching manifest for linux\/riscv64/);
   });
 
   it('pulls a 6-layer image: parallel downloads, in-order unpacking, whiteouts across layers', async () => {

@@ -103,7 +103,7 @@ export async function forceCleanup(opts: { table: string; linkPrefixes: string[]
   const ours = (n: string | undefined): boolean => n !== undefined && opts.linkPrefixes.some((p) => n.startsWith(p));
   for (const l of links) if (ours(l.master)) await exec(['ip', 'link', 'del', l.ifname]);
   for (const l of links) if (ours(l.ifname)) await exec(['ip', 'link', 'del', l.ifname]);
-  const pid = await exec(['cat', `${opts.runDir}/dns/aardvark.pid`]);
+  const pid = await exec(['cat', `${opts.runDir}/dns/server.pid`]);
   if (pid.code === 0 && /^\d+$/.test(pid.stdout.trim())) {
     const cmd = await exec(['cat', `/proc/${pid.stdout.trim()}/cmdline`]);
     if (cmd.stdout.includes(opts.runDir)) process.kill(Number(pid.stdout.trim()), 'SIGTERM');

@@ -35,7 +35,8 @@ export function containerRow(c: ContainerSummary, opts: { trunc: boolean; now?: 
   return {
     ID: opts.trunc ? shortId(c.Id) : c.Id,
     Image: opts.trunc && /^sha256:/.test(c.Image) ? shortId(c.Image) : c.Image,
-    Command: opts.trunc ? ellipsis(JSON.stringify(c.Command), 20) : JSON.stringify(c.Command),
+    // As docker: cut the raw command to 20 characters, then quote it.
+    Command: JSON.stringify(opts.trunc ? ellipsis(c.Command, 20) : c.Command),
     CreatedAt: goTime(c.Created),
     RunningFor: timeAgo(c.Created, opts.now),
     Ports: formatPorts(c.Ports),

@@ -136,7 +136,12 @@ export async function build(cli: Cli, args: string[], opts: Opts): Promise<numbe
     });
     for await (const m of messages) {
       if (typeof m.aux?.ID === 'string') imageId = m.aux.ID;
-      if (opts.quiet) continue;
+      if (opts.quiet) {
+        // A quiet build may carry the ID only as stream text.
+        const id = m.stream?.trim();
+        if (!imageId && id && /^sha256:[0-9a-f]{64}$/.test(id)) imageId = id;
+        continue;
+      }
       if (m.stream !== undefined) {
         // On a terminal each finished step gets its duration, so slow steps stand out.
         if (tty && /^Step \d+\/\d+ :/.test(m.stream)) {

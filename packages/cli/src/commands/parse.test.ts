@@ -77,7 +77,7 @@ describe('docker flag parsing', () => {
     expect(formatPorts([{ IP: '0.0.0.0', PrivatePort: 80, PublicPort: 8080, Type: 'tcp' }, { IP: '::', PrivatePort: 80, PublicPort: 8080, Type: 'tcp' }, { PrivatePort: 443, Type: 'tcp' }])).toBe(
       '0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, 443/tcp',
     );
-    expect(ellipsis(JSON.stringify("sh -c 'echo out; echo err'"), 20)).toBe('"sh -c \'echo out; e…');
+    expect(ellipsis("sh -c 'echo out; echo err'", 20)).toBe("sh -c 'echo out; ec…");
     expect(splitCpArg('web:/etc/hosts')).toEqual({ container: 'web', path: '/etc/hosts' });
     expect(splitCpArg('./a:b')).toEqual({ path: './a:b' });
     expect(splitCpArg('-')).toEqual({ path: '-' });

@@ -105,3 +105,34 @@ export async function importBusybox(client: BerthClient, name: string): Promise<
 export function uniqueName(prefix: string): string {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
+
+/**
+ * Starts berthd in this process (from @berth/daemon's public entry) on a temporary socket, data
+ * root and exec root, with its own bridge name, subnet, firewall table and cgroup parent so it
+ * cannot collide with other tests on this machine. `stop` closes it and removes the directories.
+ */
+export async function startBerthd(): Promise<Engine> {
+  const { startDaemon } = await import('@berth/daemon');
+  const dir = await mkdtemp(join(tmpdir(), 'berth-client-berthd-'));
+  const socketPath = join(dir, 'berthd.sock');
+  const tag = Math.random().toString(36).slice(2, 7);
+  const octet = 100 + Math.floor(Math.random() * 100);
+  const running = await startDaemon({
+    hosts: [`unix://${socketPath}`],
+    dataRoot: join(dir, 'data'),
+    execRoot: join(dir, 'exec'),
+    logLevel: 'error',
+    cgroupParent: `berth-client-test-${tag}`,
+    network: { bridgeName: `bct${tag}`, subnet: `10.${octet}.${Math.floor(Math.random() * 250)}.0/24`, firewallTable: `berth_ct_${tag}`, bridgePrefix: `bc${tag}` },
+  });
+  return {
+    name: 'berthd',
+    host: `unix://${socketPath}`,
+    socketPath,
+    async stop() {
+      await running.close();
+      spawnSync('umount', ['-R', join(dir, 'data')], { stdio: 'ignore' });
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -22,7 +22,7 @@ import { ByteSource, readTar } from '../layer/tar-reader.js';
 import { packTar } from '../layer/tar-writer.js';
 import type { TarWriteEntry } from '../layer/tar-writer.js';
 import type { ImageContext } from '../store/context.js';
-import { recordFor, unpackImage } from '../store/context.js';
+import { parseIndex, recordFor, unpackImage } from '../store/context.js';
 import type { ImageRecord } from '../store/image-store.js';
 
 const MAX_JSON = 4 * 1024 * 1024;
@@ -137,7 +137,7 @@ async function finishLoad(ctx: ImageContext, contents: ArchiveContents, onProgre
       const names = annotationNames(desc);
       let manifestDesc: Descriptor = desc;
       if (isIndexMediaType(desc.mediaType)) {
-        const nested = validateImageIndex(JSON.parse(Buffer.from(await ctx.content.readBytes(desc.digest)).toString('utf8')));
+        const nested = parseIndex(await ctx.content.readBytes(desc.digest), desc.mediaType, `archive index ${desc.digest}`);
         const chosen = selectManifest(nested, hostPlatform()) ?? nested.manifests[0];
         if (!chosen) continue;
         manifestDesc = chosen;

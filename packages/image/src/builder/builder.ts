@@ -1,10 +1,14 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { chmod, chown, lstat, mkdir, open, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
 import { digestOf, formatPlatform, hostPlatform, MediaType, NotImplementedError, parsePlatform } from '@berth/oci-spec';
 import type { Descriptor, History, ImageConfig, ImageManifest, Platform } from '@berth/oci-spec';
+import { decompressStream } from '../layer/decompress.js';
 import type { Mount } from '../snapshot/types.js';
 import { BuildStore } from './cache/build-store.js';
 import type { LayerMeta, LayerRef } from './cache/build-store.js';
@@ -520,7 +524,9 @@ class BuildRun {
       case 'expose': {
         const ports: string[] = [];
         for (const raw of ins.values.flatMap((v) => this.lex.processWords(v, lookup))) ports.push(...expandPorts(raw));
-        return this.configStep(state, ['expose', ports], `EXPOSE map[${ports.map((p) => `${p}:{}`).join(' ')}]`, (c) => {
+        // Go prints a map with its keys sorted, which is what Docker's history shows.
+        const shown = [...new Set(ports)].sort().map((p) => `${p}:{}`).join(' ');
+        return this.configStep(state, ['expose', ports], `EXPOSE map[${shown}]`, (c) => {
           c.ExposedPorts = { ...(c.ExposedPorts ?? {}) };
           for (const p of ports) c.ExposedPorts[p] = {};
         });
@@ -578,7 +584,8 @@ class BuildRun {
           ...(ins.startInterval !== undefined ? { StartInterval: ins.startInterval } : {}),
           ...(ins.retries !== undefined ? { Retries: ins.retries } : {}),
         };
-        return this.configStep(state, ['healthcheck', hc], `HEALTHCHECK &{${goQuoteList(test)} ${JSON.stringify(hc)}}`, (c) => {
+        const shown = `&{${goQuoteList(test)} ${[hc.Interval, hc.Timeout, hc.StartPeriod, hc.StartInterval].map((d) => JSON.stringify(goDuration(d ?? 0))).join(' ')} ${goQuoteRune(hc.Retries ?? 0)}}`;
+        return this.configStep(state, ['healthcheck', hc], `HEALTHCHECK ${shown}`, (c) => {
           c.Healthcheck = hc;
         });
       }
@@ -953,7 +960,7 @@ class BuildRun {
     interface Resolved {
       tree: SourceTree;
       rel: string;
-      archive?: boolean;
+      archive?: ArchiveKind;
       url?: { url: string; bytes: Buffer; filename: string; mtime: Date };
     }
     const resolved: Resolved[] = [];
@@ -986,7 +993,7 @@ class BuildRun {
         }
         for (const rel of await resolveSourcePaths(this.context.scopedFs, s, (p, isDir) => this.context.isExcluded(p, isDir) || topLevel(p, isDir), 'build context')) {
           const excluded = (p: string, isDir: boolean) => this.context.isExcluded(p, isDir) || excludeHit(p, rel, isDir);
-          const archive = isAdd && (await isArchive(this.context.hostPath(rel)));
+          const archive = isAdd ? await archiveKind(this.context.hostPath(rel)) : undefined;
           resolved.push({ tree: directorySourceTree(this.context.root, excluded), rel, archive });
           hashes.push(`${archive ? 'archive' : 'context'}:${rel}:${await hashContextPath(this.context.root, rel, excluded)}`);
         }
@@ -1003,6 +1010,7 @@ class BuildRun {
     const linkKey = ins.link ? sha(['link', contentKey]) : undefined;
     const key = sha([state.key, workdir, contentKey]);
     const flags = [
+      ins.checksum !== undefined ? `--checksum=${ex(ins.checksum)}` : '',
       from !== undefined ? `--from=${from}` : '',
       chown !== undefined ? `--chown=${chown}` : '',
       chmod !== undefined ? `--chmod=${chmod}` : '',
@@ -1036,7 +1044,7 @@ class BuildRun {
         const srcParts = splitPath(r.rel);
         if (r.archive) {
           const target = destDir ?? (await writer.resolve(dest, true));
-          await this.extractArchive(r.tree, srcParts, writer, target, chown !== undefined ? owner : undefined, mode);
+          await this.extractArchive(r.tree, srcParts, r.archive, writer, target, chown !== undefined ? owner : undefined, mode);
           continue;
         }
         const st = await r.tree.stat(srcParts);
@@ -1065,6 +1073,7 @@ class BuildRun {
   private async extractArchive(
     tree: SourceTree,
     srcParts: string[],
+    kind: ArchiveKind,
     writer: UpperWriter,
     target: string[],
     owner: { uid: number; gid: number } | undefined,
@@ -1072,8 +1081,7 @@ class BuildRun {
   ): Promise<void> {
     const dir = await this.store.makeTempDir('extract');
     try {
-      const { createReadStream } = await import('node:fs');
-      await pipeline(createReadStream(await tree.hostPath(srcParts)), tar.x({ cwd: dir, preservePaths: false, preserveOwner: true, strict: true }));
+      await pipeline(openArchive(await tree.hostPath(srcParts), kind), tar.x({ cwd: dir, preservePaths: false, preserveOwner: true, strict: true }));
       await writer.copy(directorySourceTree(dir), [], target, { owner, chmod: mode });
     } catch (error) {
       if (error instanceof BuildError) throw error;
@@ -1160,24 +1168,102 @@ function expandPorts(raw: string): string[] {
   return out;
 }
 
+/** Go's time.Duration.String() for nanoseconds. */
+export function goDuration(ns: number): string {
+  if (ns === 0) return '0s';
+  const neg = ns < 0;
+  let d = Math.abs(ns);
+  let out: string;
+  if (d < 1e9) {
+    const [unit, div] = d < 1e3 ? ['ns', 1] : d < 1e6 ? ['µs', 1e3] : ['ms', 1e6];
+    out = `${trimFraction(d / (div as number))}${unit}`;
+  } else {
+    const h = Math.floor(d / 3600e9);
+    d -= h * 3600e9;
+    const m = Math.floor(d / 60e9);
+    d -= m * 60e9;
+    const sec = `${trimFraction(d / 1e9)}s`;
+    out = h > 0 ? `${h}h${m}m${sec}` : m > 0 ? `${m}m${sec}` : sec;
+  }
+  return neg ? `-${out}` : out;
+}
+
+function trimFraction(x: number): string {
+  return Number.isInteger(x) ? String(x) : x.toFixed(9).replace(/0+$/, '').replace(/\.$/, '');
+}
+
+/** Go's %q of an int (strconv.QuoteRune), as BuildKit prints HEALTHCHECK retries. */
+function goQuoteRune(r: number): string {
+  const named: Record<number, string> = { 7: '\\a', 8: '\\b', 9: '\\t', 10: '\\n', 11: '\\v', 12: '\\f', 13: '\\r', 39: "\\'", 92: '\\\\' };
+  if (named[r] !== undefined) return `'${named[r]}'`;
+  if (r >= 32 && r < 127) return `'${String.fromCharCode(r)}'`;
+  if (r < 0x80) return `'\\x${r.toString(16).padStart(2, '0')}'`;
+  if (r < 0x10000) return `'\\u${r.toString(16).padStart(4, '0')}'`;
+  return `'\\U${r.toString(16).padStart(8, '0')}'`;
+}
+
 /** Go's %q of a []string, as Docker's history shows CMD and ENTRYPOINT. */
 function goQuoteList(list: string[]): string {
   return `[${list.map((s) => JSON.stringify(s)).join(' ')}]`;
 }
 
-async function isArchive(path: string): Promise<boolean> {
+type ArchiveKind = 'tar' | 'gzip' | 'zstd' | 'xz' | 'bzip2';
+
+/** The archive's uncompressed bytes (gzip and zstd in-process, xz and bzip2 via the system tools). */
+function openArchive(path: string, kind: ArchiveKind): Readable {
+  if (kind === 'xz' || kind === 'bzip2') {
+    const child = spawn(kind, ['-dc', path], { stdio: ['ignore', 'pipe', 'ignore'] });
+    return child.stdout;
+  }
+  const raw = createReadStream(path);
+  if (kind === 'tar') return raw;
+  return Readable.from(decompressStream(raw));
+}
+
+/**
+ * What ADD does with a local file: a tar (plain, gzip, zstd, xz or bzip2 compressed) is
+ * extracted; anything else — including a compressed file that is not a tar — is copied.
+ */
+async function archiveKind(path: string): Promise<ArchiveKind | undefined> {
   const st = await lstat(path).catch(() => undefined);
-  if (!st?.isFile() || st.size < 4) return false;
-  const { open } = await import('node:fs/promises');
+  if (!st?.isFile() || st.size < 4) return undefined;
   const fh = await open(path, 'r');
+  let head: Buffer;
   try {
-    const head = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(head, 0, 512, 0);
-    if (head[0] === 0x1f && head[1] === 0x8b) return true;
-    return bytesRead >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar';
+    head = Buffer.alloc(6);
+    await fh.read(head, 0, 6, 0);
   } finally {
     await fh.close();
   }
+  let kind: ArchiveKind = 'tar';
+  if (head[0] === 0x1f && head[1] === 0x8b) kind = 'gzip';
+  else if (head.readUInt32LE(0) === 0xfd2fb528) kind = 'zstd';
+  else if (head.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) kind = 'xz';
+  else if (head.subarray(0, 3).toString('latin1') === 'BZh') kind = 'bzip2';
+  // Look at the first uncompressed block for a tar header.
+  const stream = openArchive(path, kind);
+  let block = Buffer.alloc(0);
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      block = Buffer.concat([block, chunk]);
+      if (block.length >= 512) break;
+    }
+  } catch {
+    return undefined;
+  } finally {
+    stream.destroy();
+  }
+  return block.length >= 512 && isTarHeader(block.subarray(0, 512)) ? kind : undefined;
+}
+
+/** A tar header block: `ustar` magic, or (old v7 tars) a matching header checksum. */
+function isTarHeader(block: Buffer): boolean {
+  if (block.subarray(257, 262).toString('latin1') === 'ustar') return true;
+  const stored = Number.parseInt(block.subarray(148, 156).toString('latin1').replace(/\0.*$/, '').trim(), 8);
+  if (!Number.isFinite(stored)) return false;
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (block[i] as number);
+  return sum === stored;
 }
 
 /**

@@ -9,16 +9,15 @@ import {
   parseReference,
   referenceName,
   selectManifest,
-  validateImageIndex,
   withDigest,
   formatPlatform,
 } from '@berth/oci-spec';
-import type { Descriptor, ImageIndex, Platform, Reference } from '@berth/oci-spec';
+import type { Descriptor, Platform, Reference } from '@berth/oci-spec';
 import { writeBlob } from '../content/local-store.js';
 import { ContentExistsError, InvalidImageError } from '../errors.js';
 import type { PullProgress, PullResult } from '../service/types.js';
 import type { ImageContext } from '../store/context.js';
-import { hasSnapshot, recordFor, unpackLayer } from '../store/context.js';
+import { hasSnapshot, parseIndex, recordFor, unpackLayer } from '../store/context.js';
 import type { ImageLayerRecord } from '../store/image-store.js';
 
 /**
@@ -77,7 +76,7 @@ export async function pullImage(ctx: ImageContext, source: RegistrySource, refer
 
   let manifestDesc = target;
   if (isIndexMediaType(target.mediaType)) {
-    const index = validateImageIndex(JSON.parse(Buffer.from(top.bytes).toString('utf8'))) as ImageIndex;
+    const index = parseIndex(top.bytes, target.mediaType, formatReference(ref));
     const chosen = selectManifest(index, want);
     if (!chosen) throw new InvalidImageError(`no matching manifest for ${formatPlatform(want)} in the manifest list entries of ${formatReference(ref)}`);
     const m = await source.getManifest(withDigest({ domain: ref.domain, path: ref.path }, chosen.digest), signal ? { signal } : {});
@@ -131,8 +130,9 @@ export async function pullImage(ctx: ImageContext, source: RegistrySource, refer
               await unpackLayer(ctx, layers, i, teeInto);
             })()
           : undefined;
-        // Keep a failing unpack from becoming an unhandled rejection while the download runs.
-        unpacking?.catch(() => undefined);
+        // A failed unpack stops reading the tee: drop it so the download is not stuck on
+        // backpressure (the blob still lands in the store; the error surfaces below).
+        unpacking?.catch((err: unknown) => teeInto?.destroy(err as Error));
         try {
           await download(ctx, source, ref, l, (current) => layerEvent(l, 'downloading', current), teeInto, signal);
         } catch (err) {
@@ -202,8 +202,8 @@ async function download(
   } catch (err) {
     if (err instanceof ContentExistsError) {
       if (tee) {
-        for await (const c of await ctx.content.reader(layer.digest)) if (!tee.write(c)) await new Promise((r) => tee.once('drain', r));
-        tee.end();
+        for await (const c of await ctx.content.reader(layer.digest)) await feed(tee, c as Buffer);
+        if (!tee.destroyed) tee.end();
       }
       return;
     }
@@ -214,7 +214,7 @@ async function download(
     if (offset > 0 && tee) {
       // Resumed: replay what is on disk to the unpacker first.
       const ingestData = createReadStream(ctx.content.ingestDataPath(writer.ref), { start: 0, end: offset - 1, highWaterMark: 1 << 20 });
-      for await (const c of ingestData) if (!tee.write(c)) await new Promise((r) => tee.once('drain', r));
+      for await (const c of ingestData) await feed(tee, c as Buffer);
     }
     if (offset < layer.size) {
       const opts: { offset?: number; signal?: AbortSignal } = {};
@@ -230,7 +230,7 @@ async function download(
         batch.push(b);
         batched += b.length;
         offset += b.length;
-        if (tee && !tee.write(b)) await new Promise((r) => tee.once('drain', r));
+        if (tee) await feed(tee, b);
         if (batched >= 1 << 20) {
           await writer.write(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch));
           batch = [];
@@ -244,7 +244,7 @@ async function download(
       if (batched > 0) await writer.write(Buffer.concat(batch));
     }
     await writer.commit(layer.size, layer.digest);
-    tee?.end();
+    if (tee && !tee.destroyed) tee.end();
   } catch (err) {
     await writer.close();
     // Bytes that failed verification must not be resumed from: start that blob over next time.
@@ -254,4 +254,19 @@ async function download(
     }
     throw err;
   }
+}
+
+/** Writes to the unpacker's stream with backpressure; a destroyed stream (failed unpack) is skipped. */
+async function feed(tee: PassThrough, chunk: Buffer): Promise<void> {
+  if (tee.destroyed) return;
+  if (tee.write(chunk)) return;
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      tee.off('drain', done);
+      tee.off('close', done);
+      resolve();
+    };
+    tee.on('drain', done);
+    tee.on('close', done);
+  });
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildBusyboxImage, makeBusyboxRootfs } from '../../../../test/support/busybox.js';
+import { describePrivileged } from '../../../../test/support/privileged.js';
 import { applyLayer } from './apply.js';
 import { createLayerTar, upperDirChanges } from './diff.js';
 import { getXattrsRecursive } from './fs-ops.js';
@@ -68,6 +69,41 @@ describe('applyLayer', () => {
     expect(await readFile(join(root, 'etc/passwd'), 'utf8')).toContain('berth:x:1000');
   });
 
+  it('copies a hardlink target up from a lower layer', async () => {
+    const lower = join(work, 'lower');
+    await applyLayer(lower, [await tarBytes([dir('bin'), file('bin/tool', 'binary', { mode: 0o755 })])]);
+    const upper = join(work, 'upper');
+    await applyLayer(upper, [await tarBytes([hardlinkEntry('bin/alias', 'bin/tool')])], { lowers: [lower] });
+    expect(await readFile(join(upper, 'bin/alias'), 'utf8')).toBe('binary');
+    expect((await stat(join(upper, 'bin/alias'))).ino).toBe((await stat(join(upper, 'bin/tool'))).ino);
+  });
+
+  it('accepts zstd layers', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const tar = await tarBytes([file('hello', 'zstd world')]);
+    const zst = execFileSync('zstd', ['-q', '-c'], { input: tar });
+    const result = await applyLayer(join(work, 'z'), [zst]);
+    expect(result.diffId).toBe(sha(tar));
+    expect(await readFile(join(work, 'z/hello'), 'utf8')).toBe('zstd world');
+  });
+
+  it('produces the same layer tar twice from the same directory (reproducible)', async () => {
+    const rootfs = await makeBusyboxRootfs();
+    try {
+      const a = await readAllStream(createLayerTar(rootfs));
+      const b = await readAllStream(createLayerTar(rootfs));
+      expect(sha(a)).toBe(sha(b));
+      const out = join(work, 'copy');
+      const res = await applyLayer(out, [a]);
+      expect(res.diffId).toBe(sha(a));
+      expect(await snapshotTree(out)).toEqual(await snapshotTree(rootfs));
+    } finally {
+      await rm(rootfs, { recursive: true, force: true });
+    }
+  });
+});
+
+describePrivileged('applyLayer as root: owners, device nodes, overlay whiteouts (trusted.* xattrs)', () => {
   it('keeps ownership, modes, mtimes, hardlinks, xattrs, fifos and device nodes', async () => {
     const tar = await tarBytes([
       dir('d', { uid: 1000, gid: 1001, mode: 0o750 }),
@@ -123,38 +159,6 @@ describe('applyLayer', () => {
     expect((await getXattrsRecursive(roundTrip)).get(join(roundTrip, 'var'))?.get('trusted.overlay.opaque')?.toString()).toBe('y');
   });
 
-  it('copies a hardlink target up from a lower layer', async () => {
-    const lower = join(work, 'lower');
-    await applyLayer(lower, [await tarBytes([dir('bin'), file('bin/tool', 'binary', { mode: 0o755 })])]);
-    const upper = join(work, 'upper');
-    await applyLayer(upper, [await tarBytes([hardlinkEntry('bin/alias', 'bin/tool')])], { lowers: [lower] });
-    expect(await readFile(join(upper, 'bin/alias'), 'utf8')).toBe('binary');
-    expect((await stat(join(upper, 'bin/alias'))).ino).toBe((await stat(join(upper, 'bin/tool'))).ino);
-  });
-
-  it('accepts zstd layers', async () => {
-    const { execFileSync } = await import('node:child_process');
-    const tar = await tarBytes([file('hello', 'zstd world')]);
-    const zst = execFileSync('zstd', ['-q', '-c'], { input: tar });
-    const result = await applyLayer(join(work, 'z'), [zst]);
-    expect(result.diffId).toBe(sha(tar));
-    expect(await readFile(join(work, 'z/hello'), 'utf8')).toBe('zstd world');
-  });
-
-  it('produces the same layer tar twice from the same directory (reproducible)', async () => {
-    const rootfs = await makeBusyboxRootfs();
-    try {
-      const a = await readAllStream(createLayerTar(rootfs));
-      const b = await readAllStream(createLayerTar(rootfs));
-      expect(sha(a)).toBe(sha(b));
-      const out = join(work, 'copy');
-      const res = await applyLayer(out, [a]);
-      expect(res.diffId).toBe(sha(a));
-      expect(await snapshotTree(out)).toEqual(await snapshotTree(rootfs));
-    } finally {
-      await rm(rootfs, { recursive: true, force: true });
-    }
-  });
 });
 
 async function readAllStream(r: AsyncIterable<unknown>): Promise<Buffer> {

@@ -180,132 +180,132 @@ export async function applyLayer(
 
   const background = new Background();
   try {
-  for await (const { header, body } of readTar(src)) {
-    entries++;
-    const parts = entryComponents(header.path);
-    const rel = parts.join('/');
-    const name = parts[parts.length - 1];
-    // Anything that looks at or replaces a path a background write still owns waits for it.
-    if (background.size > 0 && (header.type === 'hardlink' || (name ?? '').startsWith(WHITEOUT_PREFIX) || background.touches(parts))) {
-      await background.flush();
-    }
+    for await (const { header, body } of readTar(src)) {
+      entries++;
+      const parts = entryComponents(header.path);
+      const rel = parts.join('/');
+      const name = parts[parts.length - 1];
+      // Anything that looks at or replaces a path a background write still owns waits for it.
+      if (background.size > 0 && (header.type === 'hardlink' || (name ?? '').startsWith(WHITEOUT_PREFIX) || background.touches(parts))) {
+        await background.flush();
+      }
 
-    if (name === undefined) {
-      // The root itself ("./"): only directory metadata applies.
-      if (header.type !== 'directory') throw new UnsafeLayerError(header.path, 'only a directory may name the root');
-      await applyMetadata(root, header, chown);
-      dirTimes.set('', header.mtime);
-      continue;
-    }
-    const parentParts = parts.slice(0, -1);
-
-    if (name.startsWith(WHITEOUT_PREFIX)) {
-      const parent = await resolver.ensureDir(parentParts, header.path);
-      if (name === OPAQUE_WHITEOUT) {
-        await setXattr(parent, 'trusted.overlay.opaque', Buffer.from('y'));
+      if (name === undefined) {
+        // The root itself ("./"): only directory metadata applies.
+        if (header.type !== 'directory') throw new UnsafeLayerError(header.path, 'only a directory may name the root');
+        await applyMetadata(root, header, chown);
+        dirTimes.set('', header.mtime);
         continue;
       }
-      const target = name.slice(WHITEOUT_PREFIX.length);
-      if (target === '' || target === '.' || target === '..' || target.startsWith(WHITEOUT_PREFIX)) {
-        throw new UnsafeLayerError(header.path, 'whiteout names no valid file');
-      }
-      const targetParts = [...parentParts, target];
-      // A whiteout only hides lower layers; never delete what this same layer created.
-      if (created.has(targetParts.join('/'))) continue;
-      await resolver.remove(targetParts);
-      await mknod(join(parent, target), 'c', 0o000, 0, 0);
-      if (chown) await lchown(join(parent, target), 0, 0);
-      continue;
-    }
+      const parentParts = parts.slice(0, -1);
 
-    const parent = await resolver.ensureDir(parentParts, header.path);
-    const path = join(parent, name);
-    const existing = await lstatOrUndefined(path);
-    if (existing && !(existing.isDirectory() && header.type === 'directory')) {
-      await resolver.remove(parts);
-      for (const d of dirTimes.keys()) if (d === rel || d.startsWith(`${rel}/`)) dirTimes.delete(d);
-    }
+      if (name.startsWith(WHITEOUT_PREFIX)) {
+        const parent = await resolver.ensureDir(parentParts, header.path);
+        if (name === OPAQUE_WHITEOUT) {
+          await setXattr(parent, 'trusted.overlay.opaque', Buffer.from('y'));
+          continue;
+        }
+        const target = name.slice(WHITEOUT_PREFIX.length);
+        if (target === '' || target === '.' || target === '..' || target.startsWith(WHITEOUT_PREFIX)) {
+          throw new UnsafeLayerError(header.path, 'whiteout names no valid file');
+        }
+        const targetParts = [...parentParts, target];
+        // A whiteout only hides lower layers; never delete what this same layer created.
+        if (created.has(targetParts.join('/'))) continue;
+        await resolver.remove(targetParts);
+        await mknod(join(parent, target), 'c', 0o000, 0, 0);
+        if (chown) await lchown(join(parent, target), 0, 0);
+        continue;
+      }
 
-    switch (header.type) {
-      case 'directory': {
-        if (!existing || !existing.isDirectory()) await mkdir(path, { mode: 0o700 });
-        resolver.markDir(parts);
-        await applyMetadata(path, header, chown);
-        dirTimes.set(rel, header.mtime);
-        break;
+      const parent = await resolver.ensureDir(parentParts, header.path);
+      const path = join(parent, name);
+      const existing = await lstatOrUndefined(path);
+      if (existing && !(existing.isDirectory() && header.type === 'directory')) {
+        await resolver.remove(parts);
+        for (const d of dirTimes.keys()) if (d === rel || d.startsWith(`${rel}/`)) dirTimes.delete(d);
       }
-      case 'file': {
-        if (header.size <= SMALL_FILE) {
-          // Small files are written in the background (bounded), so many creates overlap.
-          const pieces: Buffer[] = [];
-          for await (const piece of body()) pieces.push(piece);
-          const data = pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
-          await background.add(rel, () => writeFile_(path, data, header, chown));
-        } else {
-          await writeFile_(path, body(), header, chown);
+
+      switch (header.type) {
+        case 'directory': {
+          if (!existing || !existing.isDirectory()) await mkdir(path, { mode: 0o700 });
+          resolver.markDir(parts);
+          await applyMetadata(path, header, chown);
+          dirTimes.set(rel, header.mtime);
+          break;
         }
-        break;
-      }
-      case 'symlink': {
-        if (header.linkpath.includes('\0')) throw new UnsafeLayerError(header.path, 'symlink target contains NUL');
-        await symlink(header.linkpath, path);
-        if (chown) await lchown(path, header.uid, header.gid);
-        await lutimes(path, header.mtime, header.mtime);
-        break;
-      }
-      case 'hardlink': {
-        const targetParts = entryComponents(header.linkpath, 'hardlink target');
-        if (targetParts.length === 0) throw new UnsafeLayerError(header.path, 'hardlink to the root');
-        if (targetParts.join('/') === rel) throw new UnsafeLayerError(header.path, 'hardlink to itself');
-        const targetParent = await resolver.ensureDir(targetParts.slice(0, -1), header.path);
-        const targetPath = join(targetParent, targetParts[targetParts.length - 1] as string);
-        let st = await lstatOrUndefined(targetPath);
-        if (!st) {
-          const lower = await resolver.lowerStat(targetParts);
-          if (!lower) throw new UnsafeLayerError(header.path, `hardlink target ${header.linkpath} does not exist`);
-          if (!lower.st.isFile()) throw new UnsafeLayerError(header.path, `hardlink target ${header.linkpath} in a lower layer is not a regular file`);
-          // Copy the lower file up so the link has something to point at (what overlayfs does).
-          await copyFile(lower.path, targetPath, constants.COPYFILE_EXCL);
-          if (chown) await lchown(targetPath, lower.st.uid, lower.st.gid);
-          await chmod(targetPath, lower.st.mode & 0o7777);
-          await lutimes(targetPath, lower.st.atime, lower.st.mtime);
-          st = await lstat(targetPath);
-        }
-        if (st.isDirectory()) throw new UnsafeLayerError(header.path, 'hardlink to a directory');
-        if (isWhiteoutDevice(st)) throw new UnsafeLayerError(header.path, 'hardlink to a whiteout');
-        if (st.isSymbolicLink()) {
-          const to = await readlink(targetPath);
-          const resolved = posix.normalize(posix.join(posix.dirname(targetParts.join('/')), to));
-          if (to.startsWith('/') || resolved === '..' || resolved.startsWith('../')) {
-            throw new UnsafeLayerError(header.path, `hardlink to the symlink ${header.linkpath}, which points outside the layer (${to})`);
+        case 'file': {
+          if (header.size <= SMALL_FILE) {
+            // Small files are written in the background (bounded), so many creates overlap.
+            const pieces: Buffer[] = [];
+            for await (const piece of body()) pieces.push(piece);
+            const data = pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
+            await background.add(rel, () => writeFile_(path, data, header, chown));
+          } else {
+            await writeFile_(path, body(), header, chown);
           }
+          break;
         }
-        await link(targetPath, path);
-        break;
+        case 'symlink': {
+          if (header.linkpath.includes('\0')) throw new UnsafeLayerError(header.path, 'symlink target contains NUL');
+          await symlink(header.linkpath, path);
+          if (chown) await lchown(path, header.uid, header.gid);
+          await lutimes(path, header.mtime, header.mtime);
+          break;
+        }
+        case 'hardlink': {
+          const targetParts = entryComponents(header.linkpath, 'hardlink target');
+          if (targetParts.length === 0) throw new UnsafeLayerError(header.path, 'hardlink to the root');
+          if (targetParts.join('/') === rel) throw new UnsafeLayerError(header.path, 'hardlink to itself');
+          const targetParent = await resolver.ensureDir(targetParts.slice(0, -1), header.path);
+          const targetPath = join(targetParent, targetParts[targetParts.length - 1] as string);
+          let st = await lstatOrUndefined(targetPath);
+          if (!st) {
+            const lower = await resolver.lowerStat(targetParts);
+            if (!lower) throw new UnsafeLayerError(header.path, `hardlink target ${header.linkpath} does not exist`);
+            if (!lower.st.isFile()) throw new UnsafeLayerError(header.path, `hardlink target ${header.linkpath} in a lower layer is not a regular file`);
+            // Copy the lower file up so the link has something to point at (what overlayfs does).
+            await copyFile(lower.path, targetPath, constants.COPYFILE_EXCL);
+            if (chown) await lchown(targetPath, lower.st.uid, lower.st.gid);
+            await chmod(targetPath, lower.st.mode & 0o7777);
+            await lutimes(targetPath, lower.st.atime, lower.st.mtime);
+            st = await lstat(targetPath);
+          }
+          if (st.isDirectory()) throw new UnsafeLayerError(header.path, 'hardlink to a directory');
+          if (isWhiteoutDevice(st)) throw new UnsafeLayerError(header.path, 'hardlink to a whiteout');
+          if (st.isSymbolicLink()) {
+            const to = await readlink(targetPath);
+            const resolved = posix.normalize(posix.join(posix.dirname(targetParts.join('/')), to));
+            if (to.startsWith('/') || resolved === '..' || resolved.startsWith('../')) {
+              throw new UnsafeLayerError(header.path, `hardlink to the symlink ${header.linkpath}, which points outside the layer (${to})`);
+            }
+          }
+          await link(targetPath, path);
+          break;
+        }
+        case 'char':
+        case 'block': {
+          if (devices === 'refuse') throw new UnsafeLayerError(header.path, 'device nodes are not permitted');
+          if (devices === 'skip') break;
+          await mknod(path, header.type === 'char' ? 'c' : 'b', header.mode, header.devmajor, header.devminor);
+          if (chown) await lchown(path, header.uid, header.gid);
+          await lutimes(path, header.mtime, header.mtime);
+          break;
+        }
+        case 'fifo': {
+          await mknod(path, 'p', header.mode);
+          if (chown) await lchown(path, header.uid, header.gid);
+          await chmod(path, header.mode);
+          await lutimes(path, header.mtime, header.mtime);
+          break;
+        }
+        default:
+          throw new InvalidLayerError(`unsupported tar entry type ${JSON.stringify(header.typeflag)} for ${header.path}`);
       }
-      case 'char':
-      case 'block': {
-        if (devices === 'refuse') throw new UnsafeLayerError(header.path, 'device nodes are not permitted');
-        if (devices === 'skip') break;
-        await mknod(path, header.type === 'char' ? 'c' : 'b', header.mode, header.devmajor, header.devminor);
-        if (chown) await lchown(path, header.uid, header.gid);
-        await lutimes(path, header.mtime, header.mtime);
-        break;
-      }
-      case 'fifo': {
-        await mknod(path, 'p', header.mode);
-        if (chown) await lchown(path, header.uid, header.gid);
-        await chmod(path, header.mode);
-        await lutimes(path, header.mtime, header.mtime);
-        break;
-      }
-      default:
-        throw new InvalidLayerError(`unsupported tar entry type ${JSON.stringify(header.typeflag)} for ${header.path}`);
+      created.add(rel);
     }
-    created.add(rel);
-  }
 
-  await background.flush();
+    await background.flush();
   } finally {
     await background.settle();
   }

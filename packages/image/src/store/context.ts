@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { isIndexMediaType, validateDockerManifest, validateImageConfig, validateImageManifest, MediaType } from '@berth/oci-spec';
-import type { Descriptor, ImageConfig, ImageManifest } from '@berth/oci-spec';
+import { isIndexMediaType, validateDockerManifest, validateDockerManifestList, validateImageConfig, validateImageIndex, validateImageManifest, MediaType } from '@berth/oci-spec';
+import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from '@berth/oci-spec';
 import { openContentStore } from '../content/local-store.js';
 import type { LocalContentStore } from '../content/local-store.js';
 import { InvalidImageError, SnapshotExistsError } from '../errors.js';
@@ -53,6 +53,23 @@ export function parseManifest(bytes: Uint8Array, mediaType: string | undefined, 
     return validateImageManifest(doc);
   } catch (err) {
     throw new InvalidImageError(`${what}: invalid manifest: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Parses and validates an index (OCI image index or Docker manifest list). */
+export function parseIndex(bytes: Uint8Array, mediaType: string | undefined, what: string): ImageIndex {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (err) {
+    throw new InvalidImageError(`${what}: index is not JSON`, { cause: err });
+  }
+  const mt = mediaType ?? (doc as { mediaType?: string }).mediaType;
+  try {
+    if (mt === MediaType.DockerManifestList) return validateDockerManifestList(doc) as unknown as ImageIndex;
+    return validateImageIndex(doc);
+  } catch (err) {
+    throw new InvalidImageError(`${what}: invalid index: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -228,6 +228,19 @@ describePrivileged('Dockerfile instructions and flags', () => {
     await expect(build('FROM busybox\nRUN --mount=type=secret,id=missing,required=true true\n')).rejects.toThrow(/secret missing not found/);
   });
 
+  it('RUN --mount targets through a symlink a previous step made stay inside the root', async () => {
+    const r = await build(
+      [
+        'FROM busybox',
+        'RUN ln -s / /escape && mkdir -p /tmp/inside',
+        'RUN --mount=type=tmpfs,target=/escape/tmp/inside/m touch /tmp/inside/m/x && ls /tmp/inside/m > /seen',
+      ].join('\n'),
+    );
+    expect(await file(r, '/seen')).toBe('x\n');
+    expect(await statImageFile(h.root, r, '/tmp/inside/m')).toBeUndefined();
+    expect((await statImageFile(h.root, r, '/escape'))?.isSymbolicLink()).toBe(true);
+  });
+
   it('config instructions: LABEL, EXPOSE ranges, VOLUME, STOPSIGNAL, HEALTHCHECK NONE, ENTRYPOINT resets inherited CMD, MAINTAINER', async () => {
     const r = await build(
       [

@@ -1,21 +1,28 @@
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { readdir, readFile, unlink, mkdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
+import { dnsServerMain } from './dns-server.js';
+import type { DnsServerConfig } from './dns-server.js';
 import { NetworkCommandError } from './errors.js';
 
 /**
- * Name resolution on user-defined networks through Debian's `aardvark-dns` (Podman's server).
+ * Name resolution on user-defined networks: a small DNS server of our own (dns-server.ts), run
+ * as a detached process of its own, one per engine.
  *
- * Why aardvark-dns and not a server in berthd: it runs as its own daemonised process, so name
- * resolution keeps working while berthd restarts or after it crashed — a server inside the daemon
- * would stop with it. It answers A/AAAA for the containers of the network the query arrives on
- * (so names do not leak across networks), forwards everything else to the host's resolvers from
- * /etc/resolv.conf, and reloads its configuration on SIGHUP. The engine only writes one file per
- * network into `<runDir>/dns/` (atomically) and signals it; `reconcile()` restarts it if it is gone.
- * File format (aardvark-dns 1.4): first line the listening gateway IPs, comma-separated; then one
- * line per container: `<id> <ipv4s> <ipv6s> <names>` (comma-separated lists).
+ * Why its own process: containers must keep resolving names while berthd restarts or after it
+ * crashed — a server inside the daemon would stop with it. The process outlives berthd; the
+ * next berthd finds it through its pid file and `reconcile()` starts it again if it is gone.
+ *
+ * Why not Debian's aardvark-dns (1.4, Podman's server, tried first): it re-creates every socket
+ * on each SIGHUP reload, so queries of all containers are lost whenever any container starts or
+ * stops (containers/aardvark-dns#389, fixed only in later releases). Ours keeps the sockets of
+ * unchanged networks across reloads.
+ *
+ * The engine writes one JSON file per network into `<runDir>/dns/` (atomically) and signals
+ * SIGHUP; the server answers A/AAAA from the records of the network a query arrives on, only to
+ * clients inside that network, and relays other names to the host's resolvers.
  */
 
 export interface DnsRecord {
@@ -28,14 +35,17 @@ export interface DnsRecord {
 export interface DnsNetwork {
   id: string;
   gateways: string[];
+  subnets: string[];
+  internal: boolean;
   records: DnsRecord[];
 }
 
-const PID_FILE = 'aardvark.pid';
+const PID_FILE = 'server.pid';
 
 export class DnsService {
   constructor(
-    readonly binary: string,
+    /** The node binary that runs the server. */
+    readonly node: string,
     readonly dir: string,
     readonly port: number,
   ) {}
@@ -46,8 +56,7 @@ export class DnsService {
     const pid = Number(text?.trim());
     if (!Number.isInteger(pid) || pid <= 0) return undefined;
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    const args = cmdline.split('\0');
-    return args.some((a) => a.endsWith('aardvark-dns')) && args.includes(this.dir) ? pid : undefined;
+    return cmdline.split('\0').includes(this.dir) ? pid : undefined;
   }
 
   /**
@@ -57,14 +66,18 @@ export class DnsService {
    */
   async update(networks: DnsNetwork[]): Promise<boolean> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const wanted = new Set(networks.map((n) => n.id));
+    const wanted = new Set(networks.map((n) => `${n.id}.json`));
     for (const f of await readdir(this.dir)) {
-      if (f !== PID_FILE && !f.startsWith('.') && !wanted.has(f)) await unlink(join(this.dir, f)).catch(() => undefined);
+      if (f.endsWith('.json') && !wanted.has(f)) await unlink(join(this.dir, f)).catch(() => undefined);
     }
     for (const n of networks) {
-      const lines = [n.gateways.join(',')];
-      for (const r of n.records) lines.push(`${r.id} ${r.ipv4.join(',')} ${r.ipv6.join(',')} ${r.names.join(',')}`);
-      await writeFileAtomic(join(this.dir, n.id), lines.join('\n') + '\n', 0o644);
+      const cfg: DnsServerConfig = {
+        gateways: n.gateways,
+        subnets: n.subnets,
+        internal: n.internal,
+        records: n.records.map((r) => ({ ipv4: r.ipv4, ipv6: r.ipv6, names: r.names })),
+      };
+      await writeFileAtomic(join(this.dir, `${n.id}.json`), JSON.stringify(cfg), 0o644, false);
     }
     const pid = await this.pid();
     if (networks.length === 0) {
@@ -79,19 +92,22 @@ export class DnsService {
     return true;
   }
 
-  private start(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      // It daemonises itself (the first process exits once the server runs) and logs to syslog.
-      const child = spawn(this.binary, ['--config', this.dir, '-p', String(this.port), 'run'], {
-        stdio: 'ignore',
-        detached: true,
-      });
-      child.on('error', (e) => reject(new NetworkCommandError(this.binary, e.message, { cause: e })));
-      child.on('exit', (code) => {
-        if (code === 0) resolve();
-        else reject(new NetworkCommandError(`${this.binary} --config ${this.dir} run`, `exited with ${code}`));
-      });
+  private async start(): Promise<void> {
+    await unlink(join(this.dir, PID_FILE)).catch(() => undefined);
+    const source = `(${dnsServerMain.toString()})(require, process.argv[1], ${this.port})`;
+    const child = spawn(this.node, ['-e', source, this.dir], { stdio: 'ignore', detached: true });
+    child.unref();
+    const failed = new Promise<never>((_, reject) => {
+      child.on('error', (e) => reject(new NetworkCommandError('dns server', e.message, { cause: e })));
+      child.on('exit', (code) => reject(new NetworkCommandError('dns server', `exited with ${code} on start`)));
     });
+    failed.catch(() => undefined);
+    // Ready once it wrote its pid file (after binding its sockets).
+    for (let i = 0; i < 250; i++) {
+      if ((await this.pid()) === child.pid) return;
+      await Promise.race([new Promise((r) => setTimeout(r, 20)), failed]);
+    }
+    throw new NetworkCommandError('dns server', `did not start within 5 s (config ${this.dir})`);
   }
 
   async stop(): Promise<void> {
@@ -108,7 +124,7 @@ export async function waitForName(server: string, port: number, name: string, ti
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await queryA(server, port, name, 200)) return true;
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 10));
   }
   return false;
 }

@@ -123,15 +123,6 @@ export async function deleteLinks(names: string[]): Promise<void> {
   });
 }
 
-/**
- * Removes a container's namespace and its veths in one process (idempotent). The veths would go
- * with the namespace anyway, but only once nothing holds it; deleting them is immediate.
- */
-export async function deleteNetnsAndLinks(path: string, links: string[]): Promise<void> {
-  const dels = links.map((l) => `ip link del ${l} 2>/dev/null || true\n`).join('');
-  await run(['sh', '-c', `${dels}umount "$1" 2>/dev/null || true\nrm -f "$1"`, 'sh', path]);
-}
-
 /** Unmounts and removes a namespace file (idempotent). */
 export async function deleteNetns(path: string): Promise<void> {
   if (await isNetnsMounted(path)) await run(['umount', path], { allowFailure: true });

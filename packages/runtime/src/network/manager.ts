@@ -26,7 +26,6 @@ import {
   deleteBridge,
   deleteLinks,
   deleteNetns,
-  deleteNetnsAndLinks,
   ensureBridge,
   ensureNetnsDir,
   linkExists,
@@ -146,7 +145,7 @@ export class NetworkManager {
     this.netnsDir = join(this.runDir, 'netns');
     this.table = options.firewallTable ?? 'berth';
     this.dnsPort = options.dnsPort ?? 53;
-    this.dns = new DnsService(options.dnsServer ?? '/usr/lib/podman/aardvark-dns', join(this.runDir, 'dns'), this.dnsPort);
+    this.dns = new DnsService(options.dnsServer ?? process.execPath, join(this.runDir, 'dns'), this.dnsPort);
     this.bridgePrefix = options.bridgePrefix ?? 'berth-';
     this.portRange = options.portRange ?? [32768, 60999];
     if (!/^[a-zA-Z0-9_]{1,32}$/.test(this.table)) {
@@ -174,8 +173,13 @@ export class NetworkManager {
     return next;
   }
 
-  private async save(): Promise<void> {
-    await writeFileAtomic(this.stateFile, JSON.stringify(this.state));
+  /**
+   * Persists the state. Allocations are written durably before they are used; releases may be
+   * written without fsync (`durable: false`): if one is lost in a crash, `reconcile` releases
+   * the container again because it no longer runs.
+   */
+  private async save(durable = true): Promise<void> {
+    await writeFileAtomic(this.stateFile, JSON.stringify(this.state), 0o600, durable);
   }
 
   private async ensureBuiltins(): Promise<void> {
@@ -570,7 +574,7 @@ export class NetworkManager {
       id,
       networkId: n.id,
       ifname: nextIfname(c),
-      hostVeth: `vb${sha(`${c.containerId}/${n.id}`).slice(0, 11)}`,
+      hostVeth: `vb${randomBytes(6).toString('hex').slice(0, 11)}`,
       mac: '',
       aliases: [...(req.Aliases ?? [])],
       ipamConfig: want4 || want6 ? { ...(want4 ? { IPv4Address: want4 } : {}), ...(want6 ? { IPv6Address: want6 } : {}) } : null,
@@ -647,12 +651,13 @@ export class NetworkManager {
       const n = this.state.networks.find((x) => x.id === ep.networkId);
       if (n?.ipam) releaseAddresses(n.ipam, ep.id);
     }
-    await this.save();
+    await this.save(false);
     if (c.ports.length > 0) await this.applyFirewall();
     if (c.endpoints.some((e) => this.state.networks.find((n) => n.id === e.networkId)?.dns === true)) await this.updateDns();
-    const veths = c.endpoints.map((e) => e.hostVeth);
-    if (c.mode !== 'container' && c.mode !== 'host' && c.netnsPath !== undefined) await deleteNetnsAndLinks(c.netnsPath, veths);
-    else await deleteLinks(veths);
+    // The veths go with the namespace (their names are unique per endpoint, so a quick restart
+    // of the same container never collides with a pair the kernel is still tearing down).
+    if (c.mode !== 'container' && c.mode !== 'host' && c.netnsPath !== undefined) await deleteNetns(c.netnsPath);
+    else await deleteLinks(c.endpoints.map((e) => e.hostVeth));
   }
 
   /** `POST /networks/{id}/connect` for a container whose networking is set up (running). */
@@ -824,6 +829,8 @@ export class NetworkManager {
       .map((n) => ({
         id: n.id,
         gateways: (n.ipam?.pools ?? []).map((p) => p.gateway),
+        subnets: (n.ipam?.pools ?? []).map((p) => p.subnet),
+        internal: n.internal,
         records: this.endpointsOn(n.id).flatMap((c) => {
           const ep = c.endpoints.find((e) => e.networkId === n.id);
           return ep ? [{ id: c.containerId, ipv4: ep.ipv4 ? [ep.ipv4] : [], ipv6: ep.ipv6 ? [ep.ipv6] : [], names: dnsNames(c, ep) }] : [];

@@ -177,7 +177,7 @@ export interface NetworkManagerOptions {
   bridgePrefix?: string;
   /** Candidate subnets for networks without `--subnet` (default Docker's order, 172.30/16 first). */
   subnetPool?: string[];
-  /** Path of the aardvark-dns binary (default `/usr/lib/podman/aardvark-dns`). */
+  /** The node binary that runs the DNS server process (default `process.execPath`). */
   dnsServer?: string;
   /** Port the DNS server listens on, on each gateway (default 53). */
   dnsPort?: number;

@@ -1,7 +1,8 @@
 import { validateRuntimeSpec } from '@berth/oci-spec';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, watch } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -239,8 +240,13 @@ class BerthRuntime implements Runtime {
   private async status(id: string, rec: ContainerRecord): Promise<{ status: ContainerStatus; pid: number; exit?: { exitCode: number; finishedAt: Date } }> {
     const exit = await this.exitFile(id);
     if (exit) return { status: 'stopped', pid: 0, exit };
-    if (rec.startedAt && rec.pid > 0 && rec.pidStartTime && (await processStartTime(rec.pid)) === rec.pidStartTime) {
-      return { status: (await isFrozen(this.cgroups, rec.cgroupsPath)) ? 'paused' : 'running', pid: rec.pid };
+    if (rec.pid > 0 && rec.pidStartTime && (await processStartTime(rec.pid)) === rec.pidStartTime) {
+      // Until `start`, pid 1 is the runtime's init waiting on its exec fifo (runc: "runc:[2:INIT]").
+      const comm = (await readFile(`/proc/${rec.pid}/comm`, 'utf8').catch(() => '')).trim();
+      if (comm === 'runc:[2:INIT]') return { status: 'created', pid: rec.pid };
+      if (rec.startedAt || rec.runtime.name === 'runc') {
+        return { status: (await isFrozen(this.cgroups, rec.cgroupsPath)) ? 'paused' : 'running', pid: rec.pid };
+      }
     }
     const s = await this.binary(rec.runtime).state(id);
     if (!s || s.status === 'stopped') {
@@ -475,25 +481,42 @@ class BerthRuntime implements Runtime {
 
   async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<ExitStatus> {
     const rec = await this.record(id);
-    for (let delay = 20; ; delay = Math.min(delay * 2, 200)) {
-      const exit = await this.exitFile(id);
-      if (exit) {
-        const oomKilled = await this.oomKilled(id, rec);
-        return { exitCode: exit.exitCode, oomKilled, finishedAt: exit.finishedAt };
-      }
-      if (options.signal?.aborted) throw new RuntimeCommandError(`waiting for ${id} was aborted`, { cause: options.signal.reason });
-      // A monitor that died without an exit file: ask the runtime.
-      if (rec.phase === 'created' && rec.monitorPid > 0 && !existsSync(`/proc/${rec.monitorPid}`)) {
-        const st = await this.status(id, rec);
-        if (st.status === 'stopped') return { exitCode: st.exit?.exitCode ?? 255, oomKilled: await this.oomKilled(id, rec), finishedAt: st.exit?.finishedAt ?? new Date() };
-      }
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, delay);
-        options.signal?.addEventListener('abort', () => {
-          clearTimeout(t);
-          resolve();
-        }, { once: true });
+    // conmon writes <dir>/exit when the container is reaped: inotify wakes us at once, the
+    // timer is the fallback (and checks for a monitor that died without writing it).
+    let wake: (() => void) | undefined;
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(this.dir(id), (_event, name) => {
+        if (name === 'exit' || name === null) wake?.();
       });
+      watcher.on('error', () => undefined);
+    } catch {
+      watcher = undefined;
+    }
+    try {
+      for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
+        const exit = await this.exitFile(id);
+        if (exit) {
+          const oomKilled = await this.oomKilled(id, rec);
+          return { exitCode: exit.exitCode, oomKilled, finishedAt: exit.finishedAt };
+        }
+        if (options.signal?.aborted) throw new RuntimeCommandError(`waiting for ${id} was aborted`, { cause: options.signal.reason });
+        // A monitor that died without an exit file: ask the runtime.
+        if (rec.phase === 'created' && rec.monitorPid > 0 && !existsSync(`/proc/${rec.monitorPid}`)) {
+          const st = await this.status(id, rec);
+          if (st.status === 'stopped') return { exitCode: st.exit?.exitCode ?? 255, oomKilled: await this.oomKilled(id, rec), finishedAt: st.exit?.finishedAt ?? new Date() };
+        }
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, delay);
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+          options.signal?.addEventListener('abort', wake, { once: true });
+        });
+      }
+    } finally {
+      watcher?.close();
     }
   }
 
@@ -528,11 +551,19 @@ class BerthRuntime implements Runtime {
       rec = undefined;
     }
     const runtimes = rec?.runtime?.path ? [this.binary(rec.runtime)] : [...new Set([...this.binaries.values(), this.binary(this.ociRuntime)])];
+    const reaped = existsSync(path.join(dir, 'exit')); // conmon reaped pid 1: nothing of it runs
     for (const rt of runtimes) {
-      if (existsSync(path.join(rt.root, id))) {
-        const r = await runCommand(rt.info.path, ['--root', rt.root, 'delete', '--force', id]);
-        if (r.code === 0) removed.push(`runtime state ${id}`);
+      const state = path.join(rt.root, id);
+      if (!existsSync(state)) continue;
+      if (reaped && rt.info.name === 'runc') {
+        // What `runc delete` does for a stopped container (its cgroup goes below), without
+        // starting another Go binary: the state directory is runc's record of the container.
+        await rm(state, { recursive: true, force: true });
+        removed.push(`runtime state ${id}`);
+        continue;
       }
+      const r = await runCommand(rt.info.path, ['--root', rt.root, 'delete', '--force', id]);
+      if (r.code === 0) removed.push(`runtime state ${id}`);
     }
     const monitorPid = rec?.monitorPid ?? Number((await readFile(path.join(dir, 'conmon.pid'), 'utf8').catch(() => '0')).trim());
     if (monitorPid > 0 && existsSync(`/proc/${monitorPid}`)) {

@@ -76,6 +76,10 @@ async function writeJsonAtomic(path: string, value: unknown, tmpDir: string): Pr
   await rename(tmp, path);
 }
 
+/**
+ * One BuildStore (one Builder) per state directory at a time: opening it clears `tmp/`, which
+ * belongs to the builds of the process that has it open.
+ */
 export class BuildStore {
   readonly content: LocalContentStore;
   private readonly inUse = new Map<string, number>();
@@ -341,6 +345,15 @@ export class BuildStore {
         removedDiffIds.add(item.id);
       }
     }
+    // Blobs no layer refers to (an unpack that failed half-way) are garbage too — once they
+    // are old enough that no step still being committed can own them.
+    const referenced = new Set((await this.listLayers()).map((l) => l.digest));
+    const orphans: string[] = [];
+    const cutoff = Date.now() - 10 * 60 * 1000;
+    await this.content.walk((info) => {
+      if (!referenced.has(info.digest) && info.createdAt.getTime() < cutoff) orphans.push(info.digest);
+    });
+    for (const digest of orphans) await this.content.delete(digest).catch(() => undefined);
     if (removedDiffIds.size > 0) {
       const dir = join(this.root, 'records');
       for (const name of await readdir(dir)) {

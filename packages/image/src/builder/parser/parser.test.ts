@@ -4,6 +4,7 @@ import { parseDockerfileAst } from './ast.js';
 import { parseDockerfile } from './instructions.js';
 import type { CopyInstruction, EnvInstruction, RunInstruction } from './instructions.js';
 import { ShellLex } from './shell-lex.js';
+import { ShellLexError } from '../errors.js';
 
 const env = new Map([
   ['A', 'a'],
@@ -269,5 +270,21 @@ describe('fuzz', () => {
     }
     // The mutations keep some inputs valid, so both paths are exercised.
     expect(parsedOk).toBeGreaterThan(0);
+  });
+
+  it('expands random words throwing nothing but ShellLexError', () => {
+    const pieces = ['$', '{', '}', ':', '-', '+', '?', '#', '%', '/', '"', "'", '\\', '`', 'A', 'SP', 'x', ' ', '*', '[', ']', '!'];
+    const lexers = [new ShellLex(), new ShellLex({ escapeToken: '`' }), new ShellLex({ rawQuotes: true, rawEscapes: true, skipUnsetEnv: true })];
+    for (let i = 0; i < 5000; i++) {
+      const word = Array.from({ length: rand(24) }, () => pieces[rand(pieces.length)]).join('');
+      for (const lex of lexers) {
+        try {
+          lex.processWord(word, env);
+          lex.processWords(word, env);
+        } catch (error) {
+          if (!(error instanceof ShellLexError)) throw new Error(`word ${JSON.stringify(word)} threw ${String(error)}`);
+        }
+      }
+    }
   });
 });

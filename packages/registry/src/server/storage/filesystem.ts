@@ -1,5 +1,5 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, fdatasync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
@@ -235,21 +235,17 @@ export class FilesystemDriver implements StorageDriver {
         running = undefined;
       }
       const file = path.join(this.uploadDir(id), 'data');
-      const out = createWriteStream(file, { flags: 'a', highWaterMark: READ_HIGH_WATER_MARK });
-      const writeback = new BackgroundWriteback(out);
+      const handle = await fs.open(file, 'a');
+      const sink = new UploadSink(handle, running);
       try {
-        if (running) {
-          const hashing = running;
-          await pipeline(data, new HashThrough(hashing), writeback.counter(), out);
-        } else {
-          await pipeline(data, writeback.counter(), out);
-        }
+        await pipeline(data, sink);
       } catch (error) {
         // What was written stays; the running hash may be ahead of the file, so drop it.
         this.hashes.delete(id);
         throw error;
       } finally {
-        await writeback.settled();
+        await sink.settled();
+        await handle.close().catch(() => undefined);
       }
       const st = await fs.stat(file);
       return st.size;
@@ -456,31 +452,53 @@ function parseDigestOrThrow(digest: string): { algorithm: 'sha256' | 'sha512'; e
 }
 
 /**
- * Starts `fdatasync` on an upload file every WRITEBACK_BYTES while it is being written (one at a
- * time, not awaited by the writer), so the disk writes overlap the network transfer and the fsync
- * at commit only has the tail left to flush. Durability still comes from the commit's fsync.
+ * Where upload bytes go: hashes them (when a running hash is kept), appends them with one
+ * `writev` per batch of chunks — fewer hops and syscalls than a pipeline of transforms — and
+ * starts an `fdatasync` every WRITEBACK_BYTES (one at a time, not awaited by the writer) so disk
+ * writes overlap the network transfer and the fsync at commit only has the tail left to flush.
+ * Durability still comes from the commit's fsync.
  */
 const WRITEBACK_BYTES = 32 * 1024 * 1024;
-class BackgroundWriteback {
+class UploadSink extends Writable {
   private pending = 0;
   private inFlight: Promise<void> | undefined;
-  constructor(private readonly out: ReturnType<typeof createWriteStream>) {}
 
-  counter(): Transform {
-    return new Transform({
-      highWaterMark: READ_HIGH_WATER_MARK,
-      transform: (chunk: Buffer, _e: BufferEncoding, callback: TransformCallback) => {
-        this.pending += chunk.length;
-        if (this.pending >= WRITEBACK_BYTES && !this.inFlight && typeof this.out.fd === 'number') {
+  constructor(
+    private readonly handle: fs.FileHandle,
+    private readonly running: { hash: Hash; size: number } | undefined,
+  ) {
+    super({ highWaterMark: 4 * 1024 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this._writev([{ chunk }], callback);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    const buffers = chunks.map((c) => c.chunk);
+    let length = 0;
+    for (const b of buffers) {
+      this.running?.hash.update(b);
+      length += b.length;
+    }
+    if (this.running) this.running.size += length;
+    this.handle.writev(buffers).then(
+      ({ bytesWritten }) => {
+        if (bytesWritten !== length) return callback(new Error(`short write: ${bytesWritten} of ${length} bytes`));
+        this.pending += length;
+        if (this.pending >= WRITEBACK_BYTES && !this.inFlight) {
           this.pending = 0;
-          const fd = this.out.fd;
-          this.inFlight = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).finally(() => {
-            this.inFlight = undefined;
-          });
+          this.inFlight = this.handle
+            .datasync()
+            .catch(() => undefined)
+            .finally(() => {
+              this.inFlight = undefined;
+            });
         }
-        callback(null, chunk);
+        callback();
       },
-    });
+      (error: Error) => callback(error),
+    );
   }
 
   async settled(): Promise<void> {
