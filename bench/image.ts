@@ -139,10 +139,22 @@ async function main(): Promise<void> {
         berth.push(
           await timed(async () => {
             const svc = await openImageService({ root });
-            await svc.pull(ref);
+            const t0 = Date.now();
+            const seen = new Set<string>();
+            await svc.pull(ref, {
+              onProgress: (e) => {
+                if (process.env.BENCH_VERBOSE !== '1') return;
+                const key = e.type === 'layer' ? `${e.type}:${e.phase}` : e.type;
+                if (seen.has(key)) return;
+                seen.add(key);
+                console.log(`    +${Date.now() - t0} ms ${key}`);
+              },
+            });
+            if (process.env.BENCH_VERBOSE === '1') console.log(`    +${Date.now() - t0} ms pulled`);
           }),
         );
         await rm(root, { recursive: true, force: true });
+        if (process.env.BENCH_BERTH_ONLY === '1') continue;
         const layout = join(work, `oci-${image}-${i}`);
         const bundle = join(work, `bundle-${image}-${i}`);
         reference.push(
@@ -159,7 +171,7 @@ async function main(): Promise<void> {
         }
       }
       const b = median(berth);
-      const r = median(reference);
+      const r = reference.length ? median(reference) : Number.NaN;
       const line = `| ${image === 'big' ? `1 layer, ${BIG_MIB} MiB file` : `1 layer, ${FILES} files`} | ${b.toFixed(2)} s | ${r.toFixed(2)} s | ${(r / b).toFixed(2)}× | ${docker ? `${median(dockerTimes).toFixed(2)} s (${(median(dockerTimes) / b).toFixed(2)}×)` : 'not installed'} |`;
       console.log(`${image}: berth ${berth.map((x) => x.toFixed(2)).join(' ')} s; skopeo+umoci ${reference.map((x) => x.toFixed(2)).join(' ')} s`);
       rows.push(line);

@@ -23,7 +23,7 @@ import { startDockerRegistry } from '../packages/registry/test/support/docker-re
 import { startRegistryProcess } from '../packages/registry/test/support/process.js';
 
 const run = promisify(execFile);
-const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 256);
 const FILES = 1000;
 
@@ -118,10 +118,13 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function startServer(kind: 'berth' | 'reference', scratch: string): Promise<Server> {
+type Kind = 'berth' | 'berth-nofsync' | 'reference';
+const KINDS: Kind[] = ['berth', 'berth-nofsync', 'reference'];
+
+async function startServer(kind: Kind, scratch: string): Promise<Server> {
   if (kind === 'reference') return startDockerRegistry();
   const root = await mkdtemp(join(scratch, 'berth-root-'));
-  const p = await startRegistryProcess({ root, quiet: true });
+  const p = await startRegistryProcess({ root, quiet: true, fsync: kind === 'berth' });
   return {
     host: p.host,
     async stop() {
@@ -158,7 +161,8 @@ async function main(): Promise<void> {
       results.set(key, [...(results.get(key) ?? []), seconds]);
     };
     for (let i = 0; i < RUNS; i++) {
-      const order: Array<'berth' | 'reference'> = i % 2 === 0 ? ['berth', 'reference'] : ['reference', 'berth'];
+      // Rotate the order so that no server always runs first (or last) in a round.
+      const order = KINDS.map((_, k) => KINDS[(k + i) % KINDS.length]!);
       for (const kind of order) {
         const server = await startServer(kind, scratch);
         try {
@@ -175,7 +179,7 @@ async function main(): Promise<void> {
           const rawPull = await timed(() => run('curl', ['-sf', '-o', '/dev/null', `http://${server.host}/v2/${rawRepo}/blobs/${bigLayerDigest}`]));
           record(`${kind}/raw/push`, rawPush);
           record(`${kind}/raw/pull`, rawPull);
-          console.log(`run ${i + 1}/${RUNS} ${kind.padEnd(9)} raw   push ${rawPush.toFixed(2)} s  pull ${rawPull.toFixed(2)} s (curl)`);
+          console.log(`run ${i + 1}/${RUNS} ${kind.padEnd(13)} raw   push ${rawPush.toFixed(2)} s  pull ${rawPull.toFixed(2)} s (curl)`);
           for (const image of images) {
             const ref = `docker://${server.host}/bench/${image.name}:run${i}`;
             const push = await skopeo(['copy', '--dest-tls-verify=false', `dir:${join(scratch, image.name)}`, ref]);
@@ -184,7 +188,7 @@ async function main(): Promise<void> {
             await rm(dst, { recursive: true, force: true });
             record(`${kind}/${image.name}/push`, push);
             record(`${kind}/${image.name}/pull`, pull);
-            console.log(`run ${i + 1}/${RUNS} ${kind.padEnd(9)} ${image.name.padEnd(5)} push ${push.toFixed(2)} s  pull ${pull.toFixed(2)} s`);
+            console.log(`run ${i + 1}/${RUNS} ${kind.padEnd(13)} ${image.name.padEnd(5)} push ${push.toFixed(2)} s  pull ${pull.toFixed(2)} s`);
           }
         } finally {
           await server.stop();
@@ -194,29 +198,16 @@ async function main(): Promise<void> {
 
     const rows: string[] = [];
     const mbps = (bytes: number, s: number): number => bytes / 1e6 / s;
-    for (const image of images) {
-      for (const op of ['push', 'pull'] as const) {
-        const b = median(results.get(`berth/${image.name}/${op}`)!);
-        const r = median(results.get(`reference/${image.name}/${op}`)!);
-        const berthRate = mbps(image.size, b);
-        const refRate = mbps(image.size, r);
-        rows.push(
-          `| ${image.label} | ${op} | ${berthRate.toFixed(1)} MB/s (${b.toFixed(2)} s) | ${refRate.toFixed(1)} MB/s (${r.toFixed(2)} s) | ${(berthRate / refRate).toFixed(2)}× |`,
-        );
-      }
-    }
-    for (const op of ['push', 'pull'] as const) {
-      const b = median(results.get(`berth/raw/${op}`)!);
-      const r = median(results.get(`reference/raw/${op}`)!);
-      const berthRate = mbps(bigLayerSize, b);
-      const refRate = mbps(bigLayerSize, r);
-      rows.push(
-        `| ${BIG_MIB} MiB blob, curl client | ${op} | ${berthRate.toFixed(1)} MB/s (${b.toFixed(2)} s) | ${refRate.toFixed(1)} MB/s (${r.toFixed(2)} s) | ${(berthRate / refRate).toFixed(2)}× |`,
-      );
-    }
+    const row = (label: string, op: string, key: string, bytes: number): string => {
+      const [b, n, r] = KINDS.map((kind) => median(results.get(`${kind}/${key}/${op}`)!)) as [number, number, number];
+      const cell = (s: number): string => `${mbps(bytes, s).toFixed(1)} MB/s (${s.toFixed(2)} s)`;
+      return `| ${label} | ${op} | ${cell(b)} | ${cell(n)} | ${cell(r)} | ${(r / b).toFixed(2)}× | ${(r / n).toFixed(2)}× |`;
+    };
+    for (const image of images) for (const op of ['push', 'pull']) rows.push(row(image.label, op, image.name, image.size));
+    for (const op of ['push', 'pull']) rows.push(row(`${BIG_MIB} MiB blob, curl client`, op, 'raw', bigLayerSize));
     const header = [
-      '| image | op | berth registry | docker-registry 2.8 | berth / reference |',
-      '|---|---|---|---|---|',
+      '| image | op | berth (fsync, default) | berth (fsync off) | docker-registry 2.8 | berth / ref | berth fsync-off / ref |',
+      '|---|---|---|---|---|---|---|',
     ];
     const table = [...header, ...rows].join('\n');
     console.log(`\n${table}\n`);
@@ -225,7 +216,7 @@ async function main(): Promise<void> {
       '',
       `## registry — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
       '',
-      `bench/registry.ts: skopeo ${(await run('skopeo', ['--version'])).stdout.trim().replace('skopeo version ', '')} as the client for both servers, each in its own process on loopback with fresh storage per run; medians of ${RUNS} runs (push = \`skopeo copy dir: → docker://\`, pull = the reverse; the curl rows push one blob with POST + a streamed PUT and pull it with GET, to show the servers' own cost). Machine: ${machine}.`,
+      `bench/registry.ts: skopeo ${(await run('skopeo', ['--version'])).stdout.trim().replace('skopeo version ', '')} as the client for both servers, each in its own process on loopback with fresh storage per run, warmed up with an 8 MiB push/pull; berth runs twice, with its default fsync-before-rename commits and with \`fsync: false\` (the reference registry never fsyncs); medians of ${RUNS} runs (push = \`skopeo copy dir: → docker://\`, pull = the reverse; the curl rows push one blob with POST + a streamed PUT and pull it with GET, to show the servers' own cost). Machine: ${machine}.`,
       '',
       table,
       '',

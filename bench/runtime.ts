@@ -145,6 +145,24 @@ async function main(): Promise<void> {
     console.log(`  RSS ${(rss / IDLE / 1024).toFixed(2)} MiB, PSS ${(pss / IDLE / 1024).toFixed(2)} MiB`);
     console.log(`  node process using the library: RSS ${(process.memoryUsage().rss / 1048576).toFixed(1)} MiB (shared by all containers)`);
     for (const id of ids) await runtime.delete(id, { force: true });
+    if (hasPodman) {
+      let prss = 0;
+      let ppss = 0;
+      const pids: number[] = [];
+      for (let i = 0; i < IDLE; i++) {
+        const run = podmanRun.filter((a) => a !== '--rm');
+        const r = spawnSync('podman', [...podmanArgs, ...run, '-d', podmanImage, 'sleep', '3600'], { encoding: 'utf8' });
+        const cid = r.stdout.trim();
+        pids.push(Number(spawnSync('podman', [...podmanArgs, 'inspect', '--format', '{{.State.ConmonPid}}', cid], { encoding: 'utf8' }).stdout.trim()));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      for (const pid of pids) {
+        prss += await kib(pid, 'status', 'VmRSS');
+        ppss += await kib(pid, 'smaps_rollup', 'Pss');
+      }
+      console.log(`  podman (its conmon): RSS ${(prss / IDLE / 1024).toFixed(2)} MiB, PSS ${(ppss / IDLE / 1024).toFixed(2)} MiB`);
+      spawnSync('podman', [...podmanArgs, 'rm', '-af', '-t', '0'], { stdio: 'ignore' });
+    }
   } finally {
     for (const c of await runtime.list()) await runtime.delete(c.id, { force: true }).catch(() => undefined);
     await runtime.close();

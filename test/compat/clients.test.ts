@@ -148,7 +148,14 @@ describePrivileged('compat: dockerode and testcontainers against berthd', () => 
       .withCommand(['sh', '-c', 'sleep 1; echo server is up; sleep 100'])
       .withWaitStrategy(Wait.forLogMessage('server is up'))
       .start();
-    expect(await collect(await logged.logs()).then((b) => b.toString())).toContain('server is up');
+    // logs() follows: read until the line shows, then let go of the stream.
+    const logStream = await logged.logs();
+    let seen = '';
+    for await (const chunk of logStream as AsyncIterable<Buffer | string>) {
+      seen += chunk.toString();
+      if (seen.includes('server is up')) break;
+    }
+    expect(seen).toContain('server is up');
     await logged.stop();
 
     const healthy = await new GenericContainer('busybox-healthy:1')

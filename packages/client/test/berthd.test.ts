@@ -12,5 +12,6 @@ describePrivileged('@berth/client against berthd', () => {
   afterAll(async () => {
     await engine?.stop();
   });
-  engineSuite(() => engine!);
+  // berthd today: import/commit ignore Dockerfile `changes`, and POST /build answers 501 (no builder wired).
+  engineSuite(() => engine!, new Set(['import-changes', 'commit-changes', 'build']));
 });

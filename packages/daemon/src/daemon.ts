@@ -16,6 +16,7 @@ import { DaemonError } from './errors.js';
 import { ContainerService } from './engine/containers.js';
 import { ExecService } from './engine/exec.js';
 import type { ImageBuilder } from './engine/build.js';
+import { openLegacyBuilder } from './engine/legacy-builder.js';
 import { createLogger, type LogLevel, type Logger } from './logger.js';
 import { registerContainerRoutes } from './routes/containers.js';
 import type { DaemonServices } from './routes/context.js';
@@ -273,7 +274,14 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<RunningD
   await volumes.reconcile(store.all().map((r) => r.Id)).catch((error: unknown) => log.warn(`volume reconcile: ${String(error)}`));
   await containers.restore();
 
+  const builder =
+    options.builder ??
+    (await openLegacyBuilder({ root: join(dataRoot, 'builder'), images, runtime, networks, insecure: insecureRegistries }).catch((error: unknown) => {
+      log.warn(`the Dockerfile builder is unavailable: ${String(error)}`);
+      return undefined;
+    }));
   const services: DaemonServices = {
+    ...(builder ? { builder } : {}),
     containers,
     execs,
     images,
@@ -283,7 +291,6 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<RunningD
     networks,
     volumes,
     login: registryLogin(insecureRegistries),
-    ...(options.builder ? { builder: options.builder } : {}),
     info: {
       id: idText,
       name: 'berthd',

@@ -138,6 +138,17 @@ describePrivileged('pull and push against a real registry server', () => {
     }
   });
 
+  it('refuses a hostile layer met while downloading it, without hanging the download', async () => {
+    const hostile = await tarOf([fileEntry('../../escaped', 'x'), fileEntry('filler', (await randomLayer('x', 8 * 1024 * 1024)).subarray(0, 8 * 1024 * 1024))]);
+    const img = makeImage([hostile]);
+    await pushTestImage(host, 'hostile/one:1', img);
+    const svc = await openImageService({ root: join(work, 'p9') });
+    await expect(svc.pull(`${host}/hostile/one:1`)).rejects.toMatchObject({ code: 'UNSAFE_LAYER_ENTRY' });
+    expect(await svc.list()).toEqual([]);
+    expect(await readdir(join(work, 'p9', 'snapshots'))).toEqual(['metadata.json']);
+    await expect(stat(join(work, 'escaped'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('lists nothing when a layer does not match its diffID, and keeps no snapshot of it', async () => {
     const proxy = await startProxy(registry.url);
     try {

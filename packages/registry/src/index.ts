@@ -38,6 +38,7 @@ export { Htpasswd, TokenIssuer } from './server/auth.js';
 export { GarbageCollector } from './server/gc.js';
 export type { GarbageCollectionOptions, GarbageCollectionReport } from './server/gc.js';
 export { FilesystemDriver } from './server/storage/filesystem.js';
+export type { FilesystemDriverOptions } from './server/storage/filesystem.js';
 export type {
   StorageDriver,
   BlobInfo,

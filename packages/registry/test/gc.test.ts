@@ -128,5 +128,16 @@ describe('online garbage collection', () => {
     });
     expect(put.status).toBe(201);
     expect(await client.blobExists(`${reg.host}/gc/busy`, sha256(partial))).toBe(true);
+    expect(reports.every((r) => r.uploadsPurged.length === 0)).toBe(true);
+  });
+
+  it('removes abandoned upload sessions older than uploadMaxAgeMs', async () => {
+    const post = await fetch(`${reg.url}/v2/gc/abandoned/blobs/uploads/`, { method: 'POST' });
+    const location = new URL(post.headers.get('location')!, reg.url).toString();
+    expect((await reg.collectGarbage()).uploadsPurged).toEqual([]);
+    await new Promise((r) => setTimeout(r, 20));
+    const report = await reg.collectGarbage({ uploadMaxAgeMs: 10 });
+    expect(report.uploadsPurged).toEqual([post.headers.get('docker-upload-uuid')]);
+    expect((await fetch(location)).status).toBe(404);
   });
 });

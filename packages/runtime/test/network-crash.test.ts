@@ -100,8 +100,10 @@ describePrivileged('networks after kill -9 of the managing process', () => {
     driver.kill('SIGKILL');
     await new Promise((r) => driver?.once('exit', r));
 
-    // The kernel keeps forwarding while no manager runs.
+    // The kernel keeps forwarding and the DNS server keeps answering while no manager runs.
     expect(await httpGet(`http://127.0.0.1:${port}/`)).toBe('still here\n');
+    const dnsUp = await inNetns(deadNs, ['nslookup', `dead-${tag}`], dead.resolvConf);
+    expect(dnsUp.stdout).toContain(dead.settings.IPAddress);
     // Damage: the table flushed by someone, the live veth deleted, a namespace file nobody knows.
     await exec(['nft', 'delete', 'table', 'inet', table]);
     const liveVeth = (await exec(['ip', '-j', 'link', 'show', 'master', `${prefix}0`])).stdout;

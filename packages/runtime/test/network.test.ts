@@ -103,6 +103,9 @@ describePrivileged('networks: namespaces, bridges, DNS, published ports, isolati
     const ons = netnsPath(other);
     const noName = await inNetns(ons, ['nslookup', `web-${tag}`], other.resolvConf);
     expect(noName.stdout).not.toContain(`${netA.prefix}50`);
+    // Not even by asking network A's DNS server directly: it answers only its own network.
+    const sneaky = await inNetns(ons, ['nslookup', `web-${tag}`, netA.gateway], undefined, 8000);
+    expect(sneaky.stdout).not.toContain(`${netA.prefix}50`);
     const noRoute = await inNetns(ons, ['wget', '-q', '-O', '-', `http://${netA.prefix}50/`], undefined, 3000);
     expect(noRoute.code).not.toBe(0);
     // A network in use refuses removal.

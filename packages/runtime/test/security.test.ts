@@ -73,9 +73,11 @@ describePrivileged('runtime: security defaults inside a real container', () => {
 
   it('applies cap-drop ALL, no-new-privileges, read-only rootfs, tmpfs, user and hostname', async () => {
     const r = await run(
-      'grep -E "^(CapEff|NoNewPrivs)" /proc/1/status; touch /x 2>/dev/null; echo "ro=$?"; touch /scratch/y && echo tmpfs-ok; id -u; id -g; hostname; cat /etc/hostname; pwd; cat /proc/self/limits | grep "open files"',
+      'grep -E "^(CapEff|NoNewPrivs)" /proc/1/status; touch /x 2>/dev/null; echo "ro=$?"; touch /scratch/y && echo tmpfs-ok; id -u; id -g; hostname; cat /etc/hostname; pwd; cat /proc/self/limits | grep "open files"; grep -c box1 /etc/hosts; cat /etc/resolv.conf; ls /sys/class/net',
       {
         hostname: 'box1',
+        resolvConf: 'nameserver 192.0.2.53\n',
+        netns: 'none',
         config: { User: 'berth', WorkingDir: '/work/dir' },
         hostConfig: { CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'], ReadonlyRootfs: true, Tmpfs: { '/scratch': 'mode=1777' }, Ulimits: [{ Name: 'nofile', Soft: 512, Hard: 1024 }] },
       },
@@ -85,6 +87,7 @@ describePrivileged('runtime: security defaults inside a real container', () => {
     expect(lines[1]).toMatch(/NoNewPrivs:\s+1/);
     expect(lines.slice(2, 9)).toEqual(['ro=1', 'tmpfs-ok', '1000', '1000', 'box1', 'box1', '/work/dir']);
     expect(lines[9]).toMatch(/Max open files\s+512\s+1024/);
+    expect(lines.slice(10)).toEqual(['1', 'nameserver 192.0.2.53', 'lo']); // hosts names the hostname; only lo
   });
 
   it('runs an init as pid 1 with --init and reaps zombies', async () => {

@@ -130,9 +130,21 @@ export async function startBerthd(): Promise<Engine> {
     host: `unix://${socketPath}`,
     socketPath,
     async stop() {
-      await running.close();
-      spawnSync('umount', ['-R', join(dir, 'data')], { stdio: 'ignore' });
-      await rm(dir, { recursive: true, force: true });
+      // close() should return promptly; if it does not, say so and clean up anyway.
+      let timer: NodeJS.Timeout | undefined;
+      const closed = await Promise.race([
+        running.close().then(() => true),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), 20_000);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!closed) console.warn('berthd close() did not finish within 20 s (open connections?); removing its directories anyway');
+      // Network namespaces and overlay mounts live under these: unmount before removing.
+      for (const sub of ['exec', 'data']) spawnSync('umount', ['-R', '--lazy', join(dir, sub)], { stdio: 'ignore' });
+      const netns = join(dir, 'exec', 'network', 'netns');
+      spawnSync('sh', ['-c', `for f in ${netns}/*; do umount -l "$f" 2>/dev/null; done`], { stdio: 'ignore' });
+      await rm(dir, { recursive: true, force: true }).catch((error: unknown) => console.warn(`could not remove ${dir}: ${(error as Error).message}`));
     },
   };
 }

@@ -22,7 +22,6 @@ import type {
 const str = { type: 'string' } as const;
 const bool = { type: 'boolean' } as const;
 const int = { type: 'integer' } as const;
-const num = { type: 'number' } as const;
 const nullable = (schema: Record<string, unknown>): Record<string, unknown> => ({
   anyOf: [schema, { type: 'null' }],
 });

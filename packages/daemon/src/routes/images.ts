@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { familiarName, familiarString, isBerthError, parseReference, tryParseReference } from '@berth/oci-spec';
+import { familiarString, isBerthError, parseReference, tryParseReference } from '@berth/oci-spec';
 import type { PullProgress, PushProgress, RegistryAuth } from '@berth/image';
 import type { ApiContext } from '../api/context.js';
 import { boolValue, parseFilters } from '../api/query.js';
@@ -447,9 +447,5 @@ export function registerImageRoutes(router: Router, s: DaemonServices): void {
       ctx.connection.off('close', onClose);
     }
     out.end();
-  });
-
-  router.add('POST', '/build/prune', (ctx) => {
-    ctx.sendJson(200, { CachesDeleted: [], SpaceReclaimed: 0 });
   });
 }

@@ -157,6 +157,10 @@ class BuildRun {
   private readonly importedCache = new Map<string, { layer?: SourceLayer; created: string }>();
   private readonly releases: (() => void)[] = [];
   private readonly emptyLayerDir: string;
+  /** Aborted by the caller's signal or by the first failing stage (stops the others' steps). */
+  private readonly abort = new AbortController();
+  /** The failure that stopped the build (what the caller sees, not a sibling's abort). */
+  firstError: unknown;
   cached = 0;
   executed = 0;
   total = 0;
@@ -170,6 +174,11 @@ class BuildRun {
     emptyLayerDir: string,
   ) {
     this.emptyLayerDir = emptyLayerDir;
+    const outer = options.signal;
+    if (outer) {
+      if (outer.aborted) this.abort.abort(outer.reason);
+      else outer.addEventListener('abort', () => this.abort.abort(outer.reason), { once: true });
+    }
     this.lex = new ShellLex({ escapeToken: dockerfile.directives.escape });
     this.heredocLex = new ShellLex({ escapeToken: dockerfile.directives.escape, rawQuotes: true, rawEscapes: true });
     this.platform = options.platform ? parsePlatform(options.platform) : hostPlatform();
@@ -195,6 +204,10 @@ class BuildRun {
         this.globalArgs.set(def.name, value);
       }
     }
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
   }
 
   private emit(event: BuildEvent): void {
@@ -292,7 +305,7 @@ class BuildRun {
     for (const ref of refs) {
       let image: SourceImage;
       try {
-        image = await this.builder.images.resolveImage(ref, { platform: this.platform, signal: this.options.signal });
+        image = await this.builder.images.resolveImage(ref, { platform: this.platform, signal: this.signal });
       } catch (error) {
         this.warn(`--cache-from ${ref}: ${error instanceof Error ? error.message : String(error)}`);
         continue;
@@ -323,8 +336,12 @@ class BuildRun {
     let p = this.stages.get(stage.index);
     if (!p) {
       p = this.buildStage(stage);
-      // A failing stage nobody awaits yet must not become an unhandled rejection.
-      p.catch(() => undefined);
+      // A failing stage stops the stages running beside it; nobody awaiting it yet must not
+      // turn it into an unhandled rejection.
+      p.catch((error: unknown) => {
+        if (this.firstError === undefined) this.firstError = error;
+        if (!this.abort.signal.aborted) this.abort.abort(error);
+      });
       this.stages.set(stage.index, p);
     }
     return p;
@@ -333,7 +350,7 @@ class BuildRun {
   private async buildStage(stage: Stage): Promise<StageState> {
     let state = await this.step(stage.from, () => this.from(stage));
     for (const ins of stage.instructions) {
-      this.options.signal?.throwIfAborted();
+      this.signal.throwIfAborted();
       const current = state;
       state = await this.step(ins, () => this.dispatch(current, ins, stage));
     }
@@ -397,7 +414,7 @@ class BuildRun {
       };
       return { key: sha(['scratch', formatPlatform(platform)]), layers: [], config, created: EPOCH, args, shell: DEFAULT_SHELL, cmdSet: false, platform };
     }
-    const image = await this.builder.images.resolveImage(name, { platform, signal: this.options.signal });
+    const image = await this.builder.images.resolveImage(name, { platform, signal: this.signal });
     const layers = await Promise.all(image.layers.map((l) => this.store.ensureLayer(l)));
     this.releases.push(this.store.hold(layers.map((l) => l.diffId)));
     const config = structuredClone(image.config);
@@ -808,7 +825,7 @@ class BuildRun {
         network,
         insecure,
         onOutput,
-        signal: this.options.signal,
+        signal: this.signal,
       });
       for (const stream of ['stdout', 'stderr'] as const) {
         if (lines[stream] !== '') this.emit({ type: 'step-output', step, stream, line: lines[stream] });
@@ -837,7 +854,7 @@ class BuildRun {
       const dirs = s.layers.map((l) => this.store.layerDir(l.diffId)).reverse();
       return { dirs, key: `stage:${s.key}`, fs: new LayeredFs(dirs) };
     }
-    const image = await this.builder.images.resolveImage(from, { platform: this.platform, signal: this.options.signal });
+    const image = await this.builder.images.resolveImage(from, { platform: this.platform, signal: this.signal });
     const layers = await Promise.all(image.layers.map((l) => this.store.ensureLayer(l)));
     this.releases.push(this.store.hold(layers.map((l) => l.diffId)));
     const dirs = layers.map((l) => this.store.layerDir(l.diffId)).reverse();
@@ -1094,7 +1111,7 @@ class BuildRun {
   private async fetchUrl(url: string, checksum: string | undefined): Promise<{ bytes: Buffer; filename: string; mtime: Date }> {
     let response: Response;
     try {
-      response = await (this.builder.fetchImpl)(url, { redirect: 'follow', signal: this.options.signal });
+      response = await (this.builder.fetchImpl)(url, { redirect: 'follow', signal: this.signal });
     } catch (error) {
       throw new InvalidBuildError(`failed to fetch ${url}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
@@ -1328,7 +1345,13 @@ export class Builder {
   }
 
   async build(options: BuildOptions): Promise<BuildResult> {
-    const context = typeof options.context === 'string' ? await BuildContext.fromDirectory(options.context) : options.context;
+    let context: BuildContext;
+    if (typeof options.context === 'string') {
+      // A Dockerfile-specific ignore file (`app.Dockerfile.dockerignore`) wins over .dockerignore.
+      context = await BuildContext.fromDirectory(options.context);
+      const specific = options.dockerfile !== undefined ? await context.readFile(`${options.dockerfile}.dockerignore`).catch(() => undefined) : undefined;
+      if (specific !== undefined) context = await BuildContext.fromDirectory(options.context, { ignore: specific.toString('utf8') });
+    } else context = options.context;
     let text = options.dockerfileText;
     if (text === undefined) text = (await context.readFile(options.dockerfile ?? 'Dockerfile')).toString('utf8');
     const dockerfile = parseDockerfile(text);
@@ -1346,8 +1369,16 @@ export class Builder {
       if (options.cacheFrom?.length) await run.importCacheFrom(options.cacheFrom);
       // Independent stages start at once; a stage waits only for the stages it reads from.
       const states = needed.map((s) => run.getStage(s));
-      const finalState = await run.getStage(target);
-      await Promise.all(states);
+      let finalState: StageState;
+      try {
+        finalState = await run.getStage(target);
+        await Promise.all(states);
+      } catch (error) {
+        // Nothing of this build keeps running after it returns: the abort stops the other
+        // stages' steps, and they are waited for.
+        await Promise.allSettled(states);
+        throw run.firstError ?? error;
+      }
       const unused = run.unusedBuildArgs(needed);
       if (unused.length > 0) run.warn(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed`);
       const image = await run.finish(finalState, options.labels);

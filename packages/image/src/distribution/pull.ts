@@ -124,6 +124,8 @@ export async function pullImage(ctx: ImageContext, source: RegistrySource, refer
       const parentReady = i === 0 || unpacked[i - 1] === true;
       if (!(await ctx.content.has(l.digest))) {
         const teeInto = parentReady ? new PassThrough({ highWaterMark: 4 << 20 }) : undefined;
+        // Errors reach the unpacker through its iterator; this keeps a late one from crashing.
+        teeInto?.on('error', () => undefined);
         const unpacking = teeInto
           ? (async () => {
               layerEvent(l, 'extracting', 0, l.size);
@@ -132,7 +134,7 @@ export async function pullImage(ctx: ImageContext, source: RegistrySource, refer
           : undefined;
         // A failed unpack stops reading the tee: drop it so the download is not stuck on
         // backpressure (the blob still lands in the store; the error surfaces below).
-        unpacking?.catch((err: unknown) => teeInto?.destroy(err as Error));
+        unpacking?.catch(() => teeInto?.destroy());
         try {
           await download(ctx, source, ref, l, (current) => layerEvent(l, 'downloading', current), teeInto, signal);
         } catch (err) {
@@ -209,6 +211,7 @@ async function download(
     }
     throw err;
   }
+  let writing: Promise<void> = Promise.resolve();
   try {
     let offset = writer.status().offset;
     if (offset > 0 && tee) {
@@ -232,7 +235,10 @@ async function download(
         offset += b.length;
         if (tee) await feed(tee, b);
         if (batched >= 1 << 20) {
-          await writer.write(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch));
+          // Write-behind: one batch on its way to disk while the next one arrives.
+          await writing;
+          writing = writer.write(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch));
+          writing.catch(() => undefined);
           batch = [];
           batched = 0;
         }
@@ -241,11 +247,13 @@ async function download(
           onBytes(offset);
         }
       }
+      await writing;
       if (batched > 0) await writer.write(Buffer.concat(batch));
     }
     await writer.commit(layer.size, layer.digest);
     if (tee && !tee.destroyed) tee.end();
   } catch (err) {
+    await writing.catch(() => undefined);
     await writer.close();
     // Bytes that failed verification must not be resumed from: start that blob over next time.
     const code = (err as { code?: string }).code;

@@ -1,5 +1,8 @@
 import { Decompress } from 'fzstd';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { InvalidLayerError } from '../errors.js';
 
@@ -68,6 +71,10 @@ export async function* decompressStream(source: AsyncIterable<Buffer | Uint8Arra
     yield* rest();
     return;
   }
+  if (kind === 'gzip' && IGZIP) {
+    yield* externalGunzip(IGZIP, rest());
+    return;
+  }
   const decoder: Transform = kind === 'gzip' ? createGunzip({ chunkSize: 256 * 1024 }) : createZstdDecompress();
   const input = Readable.from(rest(), { objectMode: false });
   input.on('error', (err) => decoder.destroy(err));
@@ -81,5 +88,45 @@ export async function* decompressStream(source: AsyncIterable<Buffer | Uint8Arra
     throw err;
   } finally {
     input.destroy();
+  }
+}
+
+/**
+ * ISA-L's igzip (Debian `isal`) inflates about three times faster than zlib; when installed it
+ * decompresses gzip layers in a child process (which also takes the work off this process).
+ * `BERTH_GUNZIP=zlib` forces Node's zlib.
+ */
+const IGZIP = process.env.BERTH_GUNZIP === 'zlib' ? undefined : ['/usr/bin/igzip', '/usr/local/bin/igzip'].find((p) => existsSync(p));
+
+async function* externalGunzip(binary: string, input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const child = spawn(binary, ['-d', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    if (stderr.length < 4096) stderr += d;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  // Input errors (the download failed) must reach the consumer; EPIPE (igzip quit on bad data) is
+  // reported through the exit status instead.
+  let inputError: unknown;
+  const feeding = pipeline(Readable.from(input), child.stdin).catch((err: unknown) => {
+    if ((err as { code?: string }).code !== 'EPIPE') inputError = err;
+    child.stdin.destroy();
+  });
+  let finished = false;
+  try {
+    for await (const chunk of child.stdout) {
+      if (inputError !== undefined) throw inputError;
+      yield chunk as Buffer;
+    }
+    await feeding;
+    if (inputError !== undefined) throw inputError;
+    const code = await exited;
+    if (code !== 0) throw new InvalidLayerError(`invalid gzip stream: ${stderr.trim() || `igzip exited with ${code}`}`);
+    finished = true;
+  } finally {
+    if (!finished) {
+      child.kill('SIGKILL');
+      await feeding.catch(() => undefined);
+    }
   }
 }

@@ -231,6 +231,25 @@ describePrivileged('Dockerfile builds in real containers', () => {
     expect(await readImageFile(h.root, result, '/b')).toBe('b\n');
   });
 
+  it('a failing stage stops the stages running beside it', async () => {
+    const events: BuildEvent[] = [];
+    const dockerfileText = [
+      'FROM busybox AS slow',
+      'RUN sleep 60',
+      'FROM busybox AS failing',
+      'RUN sleep 0.5; exit 5',
+      'FROM busybox',
+      'COPY --from=slow /bin/busybox /a',
+      'COPY --from=failing /bin/busybox /b',
+    ].join('\n');
+    const error = await h.builder.build({ context: ctx, dockerfileText, noCache: true, onEvent: (e) => events.push(e) }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RunStepFailedError);
+    expect((error as RunStepFailedError).exitCode).toBe(5);
+    // The sleeping step was stopped (failed), not left running after build() returned.
+    expect(events.some((e) => e.type === 'step-failed' && e.step === 2)).toBe(true);
+    expect(events.some((e) => e.type === 'step-finished' && e.step === 2)).toBe(false);
+  });
+
   it('reports failing RUN steps with their exit code and output, and missing sources', async () => {
     const lines: string[] = [];
     const error = await h.builder

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
@@ -6,6 +7,8 @@ import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import * as tar from 'tar';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BuildContext, imageContextForBuilds, ociLayoutImageSource, openBuilder, openImageContext } from '@berth/image';
@@ -48,7 +51,9 @@ describePrivileged('Dockerfile instructions and flags', () => {
     await mkdir(join(tdir, 'pkg'));
     await writeFile(join(tdir, 'pkg/inside.txt'), 'inside\n');
     archiveBytes = Buffer.concat(await toBuffers(tar.c({ cwd: tdir, gzip: true, portable: true }, ['pkg'])));
+    await promisify(execFile)('tar', ['-C', tdir, '-cJf', join(ctx, 'bundle.tar.xz'), 'pkg']);
     await rm(tdir, { recursive: true, force: true });
+    await writeFile(join(ctx, 'notatar.gz'), gzipSync('just compressed text\n'));
     await writeFile(join(ctx, 'bundle.tar.gz'), archiveBytes);
     served['/files/remote.txt'] = Buffer.from('remote content\n');
     served['/files/remote.tar.gz'] = archiveBytes;
@@ -126,11 +131,15 @@ describePrivileged('Dockerfile instructions and flags', () => {
       [
         'FROM busybox',
         'ADD bundle.tar.gz /extracted/',
+        'ADD bundle.tar.xz /extracted-xz/',
+        'ADD notatar.gz /plain/',
         `ADD --checksum=${remoteSum} ${baseUrl}/files/remote.txt /downloads/`,
         `ADD ${baseUrl}/files/remote.tar.gz /downloads/kept.tar.gz`,
       ].join('\n'),
     );
     expect(await file(r, '/extracted/pkg/inside.txt')).toBe('inside\n');
+    expect(await file(r, '/extracted-xz/pkg/inside.txt')).toBe('inside\n');
+    expect((await imageBytes(r, '/plain/notatar.gz'))?.equals(gzipSync('just compressed text\n'))).toBe(true);
     expect(await file(r, '/downloads/remote.txt')).toBe('remote content\n');
     const st = await statImageFile(h.root, r, '/downloads/remote.txt');
     expect((st?.mode ?? 0) & 0o777).toBe(0o600);
@@ -358,6 +367,19 @@ describePrivileged('Dockerfile instructions and flags', () => {
       }
     } finally {
       await rm(storeRoot, { recursive: true, force: true });
+    }
+  });
+
+  it('prefers <Dockerfile>.dockerignore next to a custom Dockerfile', async () => {
+    await writeFile(join(ctx, 'custom.Dockerfile'), 'FROM busybox\nCOPY secret.txt /secret.txt\n');
+    await writeFile(join(ctx, 'custom.Dockerfile.dockerignore'), 'dir\n');
+    try {
+      const r = await h.builder.build({ context: ctx, dockerfile: 'custom.Dockerfile' });
+      expect(await file(r, '/secret.txt')).toBe('do not copy');
+      await expect(h.builder.build({ context: ctx, dockerfile: 'custom.Dockerfile', dockerfileText: 'FROM busybox\nCOPY dir /d\n' })).rejects.toThrow(/not found/);
+    } finally {
+      await rm(join(ctx, 'custom.Dockerfile'));
+      await rm(join(ctx, 'custom.Dockerfile.dockerignore'));
     }
   });
 

@@ -8,6 +8,8 @@ export interface GarbageCollectionOptions {
   gracePeriodMs?: number;
   /** Report what would be deleted without deleting. */
   dryRun?: boolean;
+  /** Upload sessions started longer ago than this are abandoned and removed. Default 7 days. */
+  uploadMaxAgeMs?: number;
 }
 
 export interface GarbageCollectionReport {
@@ -19,6 +21,8 @@ export interface GarbageCollectionReport {
   bytesFreed: number;
   /** Kept although unreferenced: young (grace period) or touched by a request during the run. */
   blobsKept: number;
+  /** Abandoned upload sessions removed (older than `uploadMaxAgeMs`). */
+  uploadsPurged: string[];
 }
 
 /**
@@ -88,6 +92,7 @@ export class GarbageCollector {
       blobsDeleted: [],
       bytesFreed: 0,
       blobsKept: 0,
+      uploadsPurged: [],
     };
     const cutoff = started - grace;
     for await (const blob of this.driver.listBlobs()) {
@@ -124,6 +129,11 @@ export class GarbageCollector {
           }
         }
       }
+    }
+    const uploadCutoff = started - (options.uploadMaxAgeMs ?? 7 * 24 * 60 * 60_000);
+    for await (const upload of this.driver.listUploads()) {
+      if (upload.startedAt >= uploadCutoff) continue;
+      if (options.dryRun || (await this.driver.cancelUpload(upload.id))) report.uploadsPurged.push(upload.id);
     }
     report.durationMs = Date.now() - started;
     return report;

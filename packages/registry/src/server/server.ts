@@ -13,6 +13,8 @@ export interface RegistryServerOptions {
   root: string;
   /** A storage driver other than the filesystem one. */
   storage?: StorageDriver;
+  /** The filesystem driver's fsync policy (default true); see FilesystemDriverOptions. */
+  fsync?: boolean;
   /** Path of an htpasswd file (bcrypt entries); enables authentication. */
   htpasswd?: string;
   /** `basic` (default with htpasswd) or `token` (bearer challenge flow with a `/token` endpoint). */
@@ -31,7 +33,7 @@ export type RegistryHttpServer = (http.Server | https.Server) & { readonly regis
  * served. Call `listen` yourself, or use `serveRegistry`.
  */
 export function createRegistryServer(options: RegistryServerOptions): RegistryHttpServer {
-  const driver = options.storage ?? new FilesystemDriver(options.root);
+  const driver = options.storage ?? new FilesystemDriver(options.root, options.fsync === undefined ? {} : { fsync: options.fsync });
   const htpasswd = options.htpasswd ? Htpasswd.fromFile(options.htpasswd) : undefined;
   const app = new RegistryApp({
     driver,
@@ -56,6 +58,8 @@ export interface ServeRegistryOptions {
   tlsCert?: string;
   tlsKey?: string;
   storage?: StorageDriver;
+  /** The filesystem driver's fsync policy (default true). */
+  fsync?: boolean;
   /** Access log: a function, `'json'` (JSON lines on stdout, the default) or `false`. */
   log?: ((entry: AccessLogEntry) => void) | 'json' | false;
   /** Run online GC every `intervalMs` (default: hourly); `false` turns it off. */
@@ -89,6 +93,7 @@ export async function serveRegistry(options: ServeRegistryOptions): Promise<Runn
   const server = createRegistryServer({
     root: options.root,
     ...(options.storage ? { storage: options.storage } : {}),
+    ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
     ...(options.htpasswd ? { htpasswd: options.htpasswd } : {}),
     ...(options.auth ? { auth: options.auth } : {}),
     ...(options.tlsCert && options.tlsKey

@@ -21,10 +21,11 @@ export interface RegistryProcess {
 }
 
 /** Starts `serve-process.ts` (a `berth registry serve` equivalent) in a child process. */
-export async function startRegistryProcess(options: { root: string; addr?: string; htpasswd?: string; quiet?: boolean }): Promise<RegistryProcess> {
+export async function startRegistryProcess(options: { root: string; addr?: string; htpasswd?: string; quiet?: boolean; fsync?: boolean }): Promise<RegistryProcess> {
   const args = ['--tsconfig', TSCONFIG, ENTRY, '--root', options.root, '--addr', options.addr ?? '127.0.0.1:0'];
   if (options.htpasswd) args.push('--htpasswd', options.htpasswd);
   if (options.quiet !== false) args.push('--quiet');
+  if (options.fsync === false) args.push('--no-fsync');
   const child = spawn(TSX, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let exited = false;

@@ -1,7 +1,7 @@
 /**
  * A registry server in its own process, as `berth registry serve` runs it: started by tests
  * (crash test, skopeo) and the benchmark with `tsx`. Usage:
- *   tsx serve-process.ts --root DIR [--addr 127.0.0.1:0] [--htpasswd FILE] [--quiet]
+ *   tsx serve-process.ts --root DIR [--addr 127.0.0.1:0] [--htpasswd FILE] [--quiet] [--no-fsync]
  * Prints one line `listening <url>` on stdout once it accepts connections.
  */
 import { serveRegistry } from '@berth/registry';
@@ -22,6 +22,7 @@ const running = await serveRegistry({
   root,
   ...(arg('htpasswd') ? { htpasswd: arg('htpasswd')! } : {}),
   log: args.includes('--quiet') ? false : 'json',
+  ...(args.includes('--no-fsync') ? { fsync: false } : {}),
   gc: false,
 });
 process.stdout.write(`listening ${running.url}\n`);

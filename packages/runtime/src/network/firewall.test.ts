@@ -18,9 +18,9 @@ describe('renderRuleset', () => {
     expect(script).not.toMatch(/flush ruleset/);
   });
   it('masquerades non-internal subnets, isolates bridges, seals internal networks', () => {
-    expect(script).toContain('ip saddr 172.30.0.0/16 oifname != "berth0" masquerade');
-    expect(script).toContain('ip6 saddr fd00:5::/64 oifname != "berth-aaa" masquerade');
-    expect(script).not.toContain('ip saddr 10.6.0.0/24 oifname != "berth-int" masquerade');
+    expect(script).toContain('iifname "berth0" oifname != "berth0" ip saddr 172.30.0.0/16 masquerade');
+    expect(script).toContain('iifname "berth-aaa" oifname != "berth-aaa" ip6 saddr fd00:5::/64 masquerade');
+    expect(script).not.toContain('ip saddr 10.6.0.0/24 masquerade');
     expect(script).toContain('iifname "berth0" oifname { "berth-aaa", "berth-int" } drop');
     expect(script).toContain('iifname "berth-int" oifname != "berth-int" drop');
   });

@@ -64,7 +64,9 @@ export function renderRuleset(table: string, state: FirewallState): string {
     if (others.length > 0) fwd.push(`iifname ${q(n.bridge)} oifname { ${others.map(q).join(', ')} } drop`);
     if (!n.internal) {
       for (const s of n.subnets) {
-        post.push(`${isV6(s) ? 'ip6' : 'ip'} saddr ${s} oifname != ${q(n.bridge)} masquerade`);
+        // Only what containers send out: the host's own packets from the gateway address (to
+        // the DNS server on another gateway, say) keep their source.
+        post.push(`iifname ${q(n.bridge)} oifname != ${q(n.bridge)} ${isV6(s) ? 'ip6' : 'ip'} saddr ${s} masquerade`);
       }
     }
     // Ports published on 127.0.0.1 arrive with a loopback source (route_localnet is on for the bridge).

@@ -842,7 +842,7 @@ export class NetworkManager {
   private async updateDns(waitFor?: StoredContainer): Promise<boolean> {
     const started = await this.dns.update(this.dnsNetworks());
     if (waitFor !== undefined) {
-      // aardvark-dns reloads asynchronously after SIGHUP: return once every name of the container
+      // The server reloads asynchronously after SIGHUP: return once every name of the container
       // answers on each of its networks (bounded, so a slow reload never fails a start).
       for (const ep of waitFor.endpoints) {
         const n = this.state.networks.find((x) => x.id === ep.networkId);

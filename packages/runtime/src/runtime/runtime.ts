@@ -583,6 +583,8 @@ class BerthRuntime implements Runtime {
     removed.push(...(await removeCgroup(this.cgroups, cgroupsPath)));
     const rootfs = path.join(dir, 'rootfs');
     if (await unmount(rootfs)) removed.push(`mount ${rootfs}`);
+    // Never delete through a mount: a bind-mounted rootfs would take its source with it.
+    if (await isMounted(rootfs)) throw new RuntimeCommandError(`cannot unmount the root filesystem of ${id} at ${rootfs}; leaving ${dir} in place`);
     if (existsSync(dir)) {
       await rm(dir, { recursive: true, force: true });
       removed.push(dir);
@@ -861,7 +863,8 @@ class BerthRuntime implements Runtime {
       if (!rec || rec.phase !== 'created') {
         this.cleanedUp.push(...(await this.removeEverything(id)));
       } else {
-        for (const f of readdirSync(dir).filter((n) => n.endsWith('.tmp') || n.startsWith('exec-'))) {
+        // Half-written records only: exec files may belong to a live exec of another process.
+        for (const f of readdirSync(dir).filter((n) => n.endsWith('.tmp'))) {
           await rm(path.join(dir, f), { force: true });
           this.cleanedUp.push(path.join(dir, f));
         }

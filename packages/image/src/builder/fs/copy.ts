@@ -123,7 +123,8 @@ export class UpperWriter {
     lowerLayers: readonly string[],
   ) {
     this.lower = new LayeredFs(lowerLayers);
-    this.view = new LayeredFs([upper, ...lowerLayers]);
+    // The upper dir is written here, never by overlayfs: it has no opaque directories.
+    this.view = new LayeredFs([upper, ...lowerLayers], new Set([upper]));
   }
 
   /** Resolves an absolute destination inside the image root (symlinks followed within it). */

@@ -51,11 +51,15 @@ export function forgetLayerDir(layer: string): void {
  * resolve destinations and to read metadata of existing parent directories.
  */
 export class LayeredFs implements ScopedFs {
-  constructor(readonly layers: readonly string[]) {}
+  /** `withoutOpaque`: layers known to hold no opaque directories (a step's fresh upper dir). */
+  constructor(
+    readonly layers: readonly string[],
+    private readonly withoutOpaque: ReadonlySet<string> = new Set(),
+  ) {}
 
   private async isOpaque(dir: string): Promise<boolean> {
     const layer = this.layers.find((l) => dir === l || dir.startsWith(`${l}/`));
-    if (layer === undefined) return false;
+    if (layer === undefined || this.withoutOpaque.has(layer)) return false;
     return (await opaqueDirs(layer)).has(dir);
   }
 

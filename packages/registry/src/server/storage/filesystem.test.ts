@@ -12,3 +12,12 @@ describeStorageDriver('FilesystemDriver', async () => {
     cleanup: () => rm(root, { recursive: true, force: true }),
   };
 });
+
+describeStorageDriver('FilesystemDriver (fsync off)', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'berth-registry-fs-nosync-'));
+  return {
+    driver: new FilesystemDriver(root, { fsync: false }),
+    reopen: async () => new FilesystemDriver(root, { fsync: false }),
+    cleanup: () => rm(root, { recursive: true, force: true }),
+  };
+});
