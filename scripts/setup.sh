@@ -11,7 +11,7 @@ APT_PACKAGES=(
   ca-certificates iproute2 util-linux procps tmux
   runc crun conmon tini catatonit
   iptables nftables
-  busybox-static skopeo umoci docker-registry attr
+  busybox-static skopeo umoci docker-registry attr isal
 )
 
 missing=()

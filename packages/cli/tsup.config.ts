@@ -27,7 +27,7 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   splitting: true,
-  noExternal: ['@berth/client', 'ky'],
+  noExternal: ['@berth/client', '@berth/oci-spec', 'ky'],
   external: ['@berth/daemon', '@berth/registry', '@berth/image', '@berth/runtime', 'tar', '@balena/dockerignore'],
   esbuildPlugins: [lightOciSpec],
 });

@@ -60,6 +60,29 @@ describePrivileged('compat: the docker CLI against berthd', () => {
     expect((await cli(['ps', '-aq'])).stdout.trim()).toBe('');
   });
 
+  it('builds with the legacy builder (DOCKER_BUILDKIT=0 and the default without buildx)', async () => {
+    const ctxDir = join(work, 'build');
+    await mkdir(ctxDir, { recursive: true });
+    await writeFile(join(ctxDir, 'Dockerfile'), 'FROM busybox\nARG WHO=nobody\nRUN echo "built for $WHO" > /built.txt && echo step-output\nCMD ["cat", "/built.txt"]\n');
+    const legacy = await cli(['build', '-t', 'built:1', '--build-arg', 'WHO=compat', ctxDir], { extraEnv: { DOCKER_BUILDKIT: '0' }, timeoutMs: 120_000 });
+    expect(legacy.code, legacy.stderr).toBe(0);
+    expect(legacy.stdout).toContain('Step 2/4 : ARG WHO=nobody');
+    expect(legacy.stdout).toContain('step-output');
+    expect(legacy.stdout).toMatch(/Successfully built [0-9a-f]{12}/);
+    expect(legacy.stdout).toContain('Successfully tagged built:1');
+    expect((await cli(['run', '--rm', 'built:1'])).stdout).toBe('built for compat\n');
+    const defaultEnv = { ...env };
+    delete defaultEnv['DOCKER_BUILDKIT'];
+    const quiet = await docker(defaultEnv, ['build', '-q', '-t', 'built:2', ctxDir], { timeoutMs: 120_000 });
+    expect(quiet.code, quiet.stderr).toBe(0);
+    expect(quiet.stdout.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const broken = join(work, 'broken');
+    await mkdir(broken, { recursive: true });
+    await writeFile(join(broken, 'Dockerfile'), 'FROM busybox\nRUN exit 9\n');
+    const failed = await cli(['build', broken], { extraEnv: { DOCKER_BUILDKIT: '0' }, timeoutMs: 120_000 });
+    expect(failed.code).toBe(1);
+  });
+
   it('gives the exit codes docker gives: own code, 125, 126, 127, 137', async () => {
     expect((await cli(['run', '--rm', 'busybox', 'sh', '-c', 'exit 3'])).code).toBe(3);
     const missing = await cli(['run', '--rm', 'busybox', 'no-such-binary']);

@@ -59,6 +59,24 @@ describePrivileged('pull and push against a real registry server', () => {
     expect(again.upToDate).toBe(true);
   });
 
+  it('serves two concurrent pulls of the same image with one download per blob', async () => {
+    const img = makeImage([await randomLayer('a', 2 * 1024 * 1024), await randomLayer('b', 1024 * 1024)]);
+    await pushTestImage(host, 'twice/img:1', img);
+    const proxy = await startProxy(registry.url);
+    try {
+      const svc = await openImageService({ root: join(work, 'p10') });
+      const [a, b] = await Promise.all([svc.pull(`${proxy.host}/twice/img:1`), svc.pull(`${proxy.host}/twice/img:1`)]);
+      expect(a.id).toBe(img.config.digest);
+      expect(b.id).toBe(img.config.digest);
+      for (const l of img.layers) {
+        expect(proxy.log.filter((e) => e.method === 'GET' && e.path.endsWith(`/blobs/${l.digest}`))).toHaveLength(1);
+      }
+      expect(await svc.list()).toHaveLength(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('pulls the host platform out of a Docker manifest list', async () => {
     const mine = makeImage([await tarOf([fileEntry('which', 'host')])]);
     const other = makeImage([await tarOf([fileEntry('which', 'other')])]);

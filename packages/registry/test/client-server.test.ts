@@ -223,6 +223,28 @@ describe('RegistryClient ↔ berth registry', () => {
     await expect(client.getImageManifest(`${repo}:latest`, { platform: 'linux/s390x' })).rejects.toBeInstanceOf(ManifestUnknownError);
   });
 
+  it('limits concurrent blob transfers to `concurrency`', async () => {
+    const repo = `${reg.host}/client/concurrency`;
+    const a = randomBytes(4096);
+    const b = randomBytes(4096);
+    const da = { mediaType: 'application/octet-stream', digest: sha256(a), size: a.length };
+    const db = { mediaType: 'application/octet-stream', digest: sha256(b), size: b.length };
+    await client.pushBlob(repo, da, bytesSource(a));
+    await client.pushBlob(repo, db, bytesSource(b));
+    const one = new RegistryClient({ credentials: none, concurrency: 1 });
+    const first = await one.fetchBlob(repo, da);
+    let secondStarted = false;
+    const second = one.fetchBlob(repo, db).then((s) => {
+      secondStarted = true;
+      return s;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(secondStarted).toBe(false);
+    expect(sha256(await readAll(first))).toBe(da.digest);
+    expect(sha256(await readAll(await second))).toBe(db.digest);
+    expect(secondStarted).toBe(true);
+  });
+
   it('a blob whose bytes do not match the descriptor fails the stream', async () => {
     const repo = `${reg.host}/client/verify`;
     const data = randomBytes(50_000);

@@ -199,6 +199,23 @@ describePrivileged('networks: namespaces, bridges, DNS, published ports, isolati
     await m.remove(`v6-${tag}`);
   });
 
+  it('an internal network has no way out but still resolves its own names', async () => {
+    await m.create({ name: `int-${tag}`, internal: true, ipam: { Config: [{ Subnet: randomSubnet().subnet }] } });
+    const one = await m.setupContainer({ containerId: id('int1'), name: `int1-${tag}`, networkMode: `int-${tag}` });
+    const two = await m.setupContainer({ containerId: id('int2'), networkMode: `int-${tag}` });
+    const route = await inNetns(netnsPath(two), ['ip', 'route']);
+    expect(route.stdout).not.toContain('default');
+    expect((await inNetns(netnsPath(two), ['nslookup', `int1-${tag}`], two.resolvConf)).stdout).toContain(one.settings.IPAddress);
+    // Even with a route added by hand, the host drops what leaves the bridge.
+    const gw = two.settings.Gateway;
+    await inNetns(netnsPath(two), ['ip', 'route', 'add', 'default', 'via', gw]);
+    const peer = await m.setupContainer({ containerId: id('intpeer'), networkMode: 'bridge' });
+    const ping = await inNetns(netnsPath(two), ['ping', '-c', '1', '-W', '2', peer.settings.IPAddress]);
+    expect(ping.stdout).toContain('0 packets received');
+    for (const c of ['int1', 'int2', 'intpeer']) await m.teardownContainer(id(c));
+    await m.remove(`int-${tag}`);
+  });
+
   it('removes unused networks; prune leaves networks in use', async () => {
     await m.teardownContainer(id('oth'));
     expect(await m.prune()).toEqual([`b-${tag}`]);

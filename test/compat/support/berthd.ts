@@ -6,6 +6,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { request } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,18 +69,12 @@ export async function startBerthd(extraArgs: string[] = []): Promise<BerthdInsta
     const started = Date.now();
     while (Date.now() - started < 90_000) {
       if (child.exitCode !== null) throw new Error(`berthd exited with ${child.exitCode}:\n${await readFile(logFile, 'utf8')}`);
-      if (existsSync(socket)) {
-        const text = await readFile(logFile, 'utf8');
-        if (text.split('berthd started').length > instanceStarts + 1) {
-          instanceStarts++;
-          return;
-        }
-      }
+      // Ready when the API answers (a SIGKILLed daemon leaves its socket file behind).
+      if (existsSync(socket) && (await ping(socket))) return;
       await new Promise((r) => setTimeout(r, 200));
     }
     throw new Error(`berthd did not start in 90 s:\n${await readFile(logFile, 'utf8')}`);
   };
-  let instanceStarts = 0;
   await launch();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -155,6 +150,21 @@ export async function startBerthd(extraArgs: string[] = []): Promise<BerthdInsta
     },
   };
   return instance;
+}
+
+function ping(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path: '/_ping', method: 'GET', timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.once('error', () => resolve(false));
+    req.once('timeout', () => {
+      req.destroy();
+      resolve(false);
+    });
+    req.end();
+  });
 }
 
 /** Runs the docker CLI; never throws on a non-zero exit. */

@@ -15,12 +15,15 @@ function newest(dir: string): number {
   return t;
 }
 
-/** Builds the bundled `berth` (tsup) when dist is missing or older than the sources of cli and client. */
+/** Builds the bundled `berth` (tsup, client then cli) when dist is missing or older than the sources of cli and client. */
 export function ensureBuiltCli(): void {
   const sources = Math.max(newest(join(pkg, 'src')), newest(join(pkg, '../client/src')));
   if (existsSync(BERTH_BIN) && statSync(BERTH_BIN).mtimeMs >= sources) return;
-  const r = spawnSync('npx', ['tsup'], { cwd: pkg, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`building the berth CLI failed:\n${r.stdout}\n${r.stderr}`);
+  // The bin bundles the client from its dist, so the client is built first.
+  for (const dir of [join(pkg, '../client'), pkg]) {
+    const r = spawnSync('npx', ['tsup'], { cwd: dir, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`building ${dir} failed:\n${r.stdout}\n${r.stderr}`);
+  }
 }
 
 export interface Result {

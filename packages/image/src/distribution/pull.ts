@@ -14,7 +14,7 @@ import {
 } from '@berth/oci-spec';
 import type { Descriptor, Platform, Reference } from '@berth/oci-spec';
 import { writeBlob } from '../content/local-store.js';
-import { ContentExistsError, InvalidImageError } from '../errors.js';
+import { ContentExistsError, IngestLockedError, InvalidImageError } from '../errors.js';
 import type { PullProgress, PullResult } from '../service/types.js';
 import type { ImageContext } from '../store/context.js';
 import { hasSnapshot, parseIndex, recordFor, unpackLayer } from '../store/context.js';
@@ -200,7 +200,18 @@ async function download(
   const desc: Descriptor = { mediaType: layer.mediaType, digest: layer.digest, size: layer.size };
   let writer;
   try {
-    writer = await ctx.content.writer({ ref: `pull-${layer.digest}`, expected: { digest: layer.digest, size: layer.size } });
+    // Another pull of the same blob (in this process or another) holds the ingest: wait for it
+    // to commit, or for the lock to free up (it failed or died), rather than fetching twice.
+    for (;;) {
+      try {
+        writer = await ctx.content.writer({ ref: `pull-${layer.digest}`, expected: { digest: layer.digest, size: layer.size } });
+        break;
+      } catch (err) {
+        if (!(err instanceof IngestLockedError)) throw err;
+        if (signal?.aborted) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   } catch (err) {
     if (err instanceof ContentExistsError) {
       if (tee) {

@@ -224,6 +224,14 @@ describe('applyLayer against hostile layers', () => {
     expect(left).toBeLessThanOrEqual(2 * 1024 * 1024);
   });
 
+  it('refuses a truncated or corrupt gzip stream with a clear error', async () => {
+    const gz = gzipSync(await tarBytes([file('a', 'x'.repeat(100_000)), file('b', 'y'.repeat(100_000))]));
+    await expect(applyLayer(join(work, 'trunc'), [gz.subarray(0, gz.length - 100)])).rejects.toMatchObject({ code: 'INVALID_LAYER' });
+    const bad = Buffer.from(gz);
+    bad.fill(0x55, 20, 200);
+    await expect(applyLayer(join(work, 'bad'), [bad])).rejects.toMatchObject({ code: 'INVALID_LAYER' });
+  });
+
   it('refuses a malformed archive with a clear error', async () => {
     await expect(applyLayer(join(work, 'root'), [Buffer.alloc(512, 7)])).rejects.toThrow(/checksum|not a tar/);
   });

@@ -241,9 +241,10 @@ class BerthRuntime implements Runtime {
     const exit = await this.exitFile(id);
     if (exit) return { status: 'stopped', pid: 0, exit };
     if (rec.pid > 0 && rec.pidStartTime && (await processStartTime(rec.pid)) === rec.pidStartTime) {
-      // Until `start`, pid 1 is the runtime's init waiting on its exec fifo (runc: "runc:[2:INIT]").
+      // Until `start`, pid 1 is the runtime's init waiting on its exec fifo (runc: "runc:[2:INIT]");
+      // just after a start it may still carry that name for a moment before its execve.
       const comm = (await readFile(`/proc/${rec.pid}/comm`, 'utf8').catch(() => '')).trim();
-      if (comm === 'runc:[2:INIT]') return { status: 'created', pid: rec.pid };
+      if (comm === 'runc:[2:INIT]' && !rec.startedAt) return { status: 'created', pid: rec.pid };
       if (rec.startedAt || rec.runtime.name === 'runc') {
         return { status: (await isFrozen(this.cgroups, rec.cgroupsPath)) ? 'paused' : 'running', pid: rec.pid };
       }
