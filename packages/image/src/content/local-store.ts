@@ -196,6 +196,8 @@ export class LocalContentStore implements ContentStore {
     if (this.active.has(ref)) throw new IngestLockedError(ref);
     this.active.add(ref);
     try {
+      // Committed by the writer that held the lock until a moment ago?
+      if (expected && (await this.has(expected.digest))) throw new ContentExistsError(expected.digest);
       const dir = this.ingestDir(ref);
       await mkdir(dir, { recursive: true, mode: 0o700 });
       let meta: IngestMeta | undefined;
@@ -341,16 +343,26 @@ class LocalContentWriter implements ContentWriter {
       throw err;
     }
     await this.fh.sync();
-    await this.close();
-    await this.store.commitIngest(this.dir, actual);
+    // Keep the ref locked until the data is renamed and the ingest removed, so a waiting
+    // writer for the same ref never sees a half-removed ingest.
+    try {
+      await this.closeHandle();
+      await this.store.commitIngest(this.dir, actual);
+    } finally {
+      this.release();
+    }
     return this.store.info(actual);
   }
 
-  async close(): Promise<void> {
+  private async closeHandle(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.fh.close();
+  }
+
+  async close(): Promise<void> {
     try {
-      await this.fh.close();
+      await this.closeHandle();
     } finally {
       this.release();
     }
