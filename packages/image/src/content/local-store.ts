@@ -222,7 +222,14 @@ export class LocalContentStore implements ContentStore {
       const fh = await open(join(dir, 'data'), meta ? 'r+' : 'w+', 0o600);
       let existing = meta ? (await fh.stat()).size : 0;
       if (fresh.total > 0 && existing > fresh.total) existing = 0;
-      const w = new LocalContentWriter(this, dir, fh, createHash('sha256'), 0, fresh, () => this.active.delete(ref));
+      let released = false;
+      // Idempotent: a late close() after commit must not free a lock a new writer now holds.
+      const release = (): void => {
+        if (released) return;
+        released = true;
+        this.active.delete(ref);
+      };
+      const w = new LocalContentWriter(this, dir, fh, createHash('sha256'), 0, fresh, release);
       // Rebuild the digest state from the bytes already on disk (a hash state cannot be saved).
       await w.rehash(existing);
       return w;
