@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # binary that test images are built from, independent tools for compatibility tests (skopeo,
 # umoci, Docker's reference registry), firewall and network tools, and a small init.
 APT_PACKAGES=(
-  ca-certificates iproute2 util-linux procps tmux
+  ca-certificates curl iproute2 util-linux procps tmux
   runc crun conmon tini catatonit gcc libc6-dev
   iptables nftables
   busybox-static skopeo umoci docker-registry attr isal

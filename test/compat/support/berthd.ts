@@ -64,7 +64,9 @@ export async function startBerthd(extraArgs: string[] = []): Promise<BerthdInsta
   const launch = async (): Promise<void> => {
     const { open } = await import('node:fs/promises');
     const out = await open(logFile, 'a');
-    child = spawn(tsx, args, { cwd: root, stdio: ['ignore', out.fd, out.fd], detached: false });
+    const shim = join(root, 'test/compat/support/esbuild-name-shim.cjs');
+    const childEnv = { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${shim}`.trim() };
+    child = spawn(tsx, args, { cwd: root, env: childEnv, stdio: ['ignore', out.fd, out.fd], detached: false });
     await out.close();
     const started = Date.now();
     while (Date.now() - started < 90_000) {
@@ -73,9 +75,26 @@ export async function startBerthd(extraArgs: string[] = []): Promise<BerthdInsta
       if (existsSync(socket) && (await ping(socket))) return;
       await new Promise((r) => setTimeout(r, 200));
     }
+    child.kill('SIGKILL');
     throw new Error(`berthd did not start in 90 s:\n${await readFile(logFile, 'utf8')}`);
   };
-  await launch();
+  try {
+    await launch();
+  } catch (error) {
+    // Leave nothing behind: the daemon (tsx's child) by its pidfile, then the state.
+    const pid = Number.parseInt(await readFile(join(dir, 'berthd.pid'), 'utf8').catch(() => '0'), 10);
+    if (pid > 0) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    await run('ip', ['link', 'del', `bc${tag}`]).catch(() => undefined);
+    await run('nft', ['delete', 'table', 'inet', `berthc${tag}`]).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    throw error;
+  }
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DOCKER_HOST: `unix://${socket}`,

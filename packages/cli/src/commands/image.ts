@@ -204,10 +204,8 @@ export async function load(cli: Cli, _args: string[], opts: Opts): Promise<numbe
   const input = opts.input ? createReadStream(String(opts.input)) : cli.stdin;
   if (!opts.input && cli.stdin.isTTY) throw new ExitError(1, 'berth: requested load from stdin, but stdin is empty (use -i FILE or redirect)');
   try {
-    for await (const m of await client.images.load(input, { quiet: Boolean(opts.quiet) })) {
-      if (m.stream) cli.out(m.stream);
-      else if (m.status && !m.progressDetail?.total) cli.out(`${m.status}\n`);
-    }
+    // The same display as pull: layer lines redrawn on a terminal, plain status lines when piped.
+    await renderProgress(cli, await client.images.load(input, { quiet: Boolean(opts.quiet) }), false);
   } catch (error) {
     throw new ExitError(1, (error as Error).message);
   }

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,14 +15,38 @@ function newest(dir: string): number {
   return t;
 }
 
-/** Builds the bundled `berth` (tsup, client then cli) when dist is missing or older than the sources of cli and client. */
-export function ensureBuiltCli(): void {
+function fresh(): boolean {
   const sources = Math.max(newest(join(pkg, 'src')), newest(join(pkg, '../client/src')));
-  if (existsSync(BERTH_BIN) && statSync(BERTH_BIN).mtimeMs >= sources) return;
-  // The bin bundles the client from its dist, so the client is built first.
-  for (const dir of [join(pkg, '../client'), pkg]) {
-    const r = spawnSync('npx', ['tsup'], { cwd: dir, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`building ${dir} failed:\n${r.stdout}\n${r.stderr}`);
+  return existsSync(BERTH_BIN) && statSync(BERTH_BIN).mtimeMs >= sources;
+}
+
+/**
+ * Builds the bundled `berth` (tsup, client then cli) when dist is missing or older than the sources of
+ * cli and client. Test files run in parallel: a lock directory makes one of them build while the
+ * others wait, so no test runs the bin while tsup is rewriting dist.
+ */
+export function ensureBuiltCli(): void {
+  if (fresh()) return;
+  const lock = join(pkg, 'node_modules', '.berth-cli-build.lock');
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`waited 5 minutes for ${lock}; remove it if no build is running`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+    }
+  }
+  try {
+    if (fresh()) return;
+    // The bin bundles the client from its dist, so the client is built first.
+    for (const dir of [join(pkg, '../client'), pkg]) {
+      const r = spawnSync('npx', ['tsup'], { cwd: dir, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`building ${dir} failed:\n${r.stdout}\n${r.stderr}`);
+    }
+  } finally {
+    rmdirSync(lock);
   }
 }
 

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,8 +78,7 @@ export async function startDockerd(): Promise<Engine> {
         await exited;
         clearTimeout(timer);
       }
-      spawnSync('umount', ['-R', join(dir, 'root')], { stdio: 'ignore' });
-      spawnSync('umount', ['-R', join(dir, 'exec')], { stdio: 'ignore' });
+      unmountUnder(dir);
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -100,6 +99,16 @@ export async function importBusybox(client: BerthClient, name: string): Promise<
   } finally {
     await rm(rootfs, { recursive: true, force: true });
   }
+}
+
+/** Lazily unmounts every mount below `dir` (overlays, netns bind mounts), deepest first. */
+function unmountUnder(dir: string): void {
+  const mounts = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[1] ?? '')
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
 }
 
 export function uniqueName(prefix: string): string {
@@ -140,10 +149,7 @@ export async function startBerthd(): Promise<Engine> {
       ]);
       clearTimeout(timer);
       if (!closed) console.warn('berthd close() did not finish within 20 s (open connections?); removing its directories anyway');
-      // Network namespaces and overlay mounts live under these: unmount before removing.
-      for (const sub of ['exec', 'data']) spawnSync('umount', ['-R', '--lazy', join(dir, sub)], { stdio: 'ignore' });
-      const netns = join(dir, 'exec', 'network', 'netns');
-      spawnSync('sh', ['-c', `for f in ${netns}/*; do umount -l "$f" 2>/dev/null; done`], { stdio: 'ignore' });
+      unmountUnder(dir);
       await rm(dir, { recursive: true, force: true }).catch((error: unknown) => console.warn(`could not remove ${dir}: ${(error as Error).message}`));
     },
   };

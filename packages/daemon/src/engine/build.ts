@@ -24,4 +24,6 @@ export interface BuildRequest {
 /** `POST /build`, implemented over the Dockerfile builder of @berth/image. */
 export interface ImageBuilder {
   build(request: BuildRequest): Promise<{ id: string }>;
+  /** Shrinks the build cache to `keepBytes` (0 empties it). */
+  prune(keepBytes: number): Promise<{ removed: number; reclaimed: number }>;
 }

@@ -33,6 +33,10 @@ export async function openLegacyBuilder(options: {
     store,
   });
   return {
+    async prune(keepBytes: number): Promise<{ removed: number; reclaimed: number }> {
+      const result = await builder.prune(keepBytes);
+      return { removed: result.removedLayers + result.removedMounts, reclaimed: result.reclaimed };
+    },
     async build(request: BuildRequest): Promise<{ id: string }> {
       const context = await BuildContext.fromTar(request.context, { tmpDir: join(options.root, 'tmp') });
       let failure: string | undefined;

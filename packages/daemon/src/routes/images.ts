@@ -382,6 +382,16 @@ export function registerImageRoutes(router: Router, s: DaemonServices): void {
     ctx.sendJson(201, { Id: id });
   });
 
+  router.add('POST', '/build/prune', async (ctx) => {
+    if (!s.builder) throw new DaemonError('NOT_IMPLEMENTED', 'not-implemented', 'the image builder is not available');
+    const keep = ctx.query.get('keep-storage') ?? ctx.query.get('reserved-space');
+    const keepBytes = keep ? Number.parseInt(keep, 10) : 0;
+    if (!Number.isFinite(keepBytes) || keepBytes < 0) throw new InvalidParameterError(`invalid keep-storage: ${keep ?? ''}`);
+    const result = await s.builder.prune(keepBytes);
+    // The legacy cache has no per-record IDs to list; the count and the bytes are what it knows.
+    ctx.sendJson(200, { CachesDeleted: null, SpaceReclaimed: result.reclaimed });
+  });
+
   router.add('POST', '/build', async (ctx) => {
     const builder = s.builder;
     if (!builder) throw new DaemonError('NOT_IMPLEMENTED', 'not-implemented', 'the image builder is not available yet');
@@ -436,7 +446,9 @@ export function registerImageRoutes(router: Router, s: DaemonServices): void {
         },
       });
       out.write({ aux: { ID: result.id } });
-      if (!quiet) {
+      // With q=1 moby's only stream message is the image ID, which the CLI prints.
+      if (quiet) out.write({ stream: `${result.id}\n` });
+      else {
         out.write({ stream: `Successfully built ${result.id.replace(/^sha256:/, '').slice(0, 12)}\n` });
         for (const t of tags) out.write({ stream: `Successfully tagged ${familiarString(parseReference(t))}\n` });
       }

@@ -349,9 +349,7 @@ class LocalContentWriter implements ContentWriter {
       await rm(this.dir, { recursive: true, force: true });
       throw err;
     }
-    const t0 = Date.now();
     await this.fh.sync();
-    if (process.env.BERTH_TIMING) process.stderr.write(`fsync ${this.ref} ${Date.now() - t0} ms\n`);
     // Keep the ref locked until the data is renamed and the ingest removed, so a waiting
     // writer for the same ref never sees a half-removed ingest.
     try {

@@ -121,7 +121,7 @@ export async function pullImage(ctx: ImageContext, source: RegistrySource, refer
     const release = await sem.acquire();
     try {
       fetched = true;
-      const parentReady = process.env.BERTH_NO_TEE !== '1' && (i === 0 || unpacked[i - 1] === true);
+      const parentReady = i === 0 || unpacked[i - 1] === true;
       if (!(await ctx.content.has(l.digest))) {
         const teeInto = parentReady ? new PassThrough({ highWaterMark: 4 << 20 }) : undefined;
         // Errors reach the unpacker through its iterator; this keeps a late one from crashing.

@@ -381,7 +381,29 @@ async function writeFile_(path: string, data: Buffer | AsyncIterable<Buffer>, he
       while (off < piece.length) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;
     };
     if (Buffer.isBuffer(data)) await write(data);
-    else for await (const piece of data) await write(piece);
+    else {
+      // Large files: coalesce pieces into ~1 MiB writes, one in flight while the next fills.
+      let batch: Buffer[] = [];
+      let batched = 0;
+      let inflight: Promise<void> = Promise.resolve();
+      try {
+        for await (const piece of data) {
+          batch.push(piece);
+          batched += piece.length;
+          if (batched >= 1 << 20) {
+            await inflight;
+            inflight = write(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch));
+            inflight.catch(() => undefined);
+            batch = [];
+            batched = 0;
+          }
+        }
+      } finally {
+        await inflight.catch(() => undefined);
+      }
+      await inflight;
+      if (batched > 0) await write(Buffer.concat(batch));
+    }
     if (chown && (header.uid !== processUid || header.gid !== processGid)) await fh.chown(header.uid, header.gid);
     await fh.chmod(header.mode);
     for (const [k, v] of header.xattrs) if (allowedXattr(k)) await setXattr(path, k, v);

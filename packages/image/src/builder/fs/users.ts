@@ -58,7 +58,8 @@ function numericId(s: string, what: string): number {
  * passwd unless a group is given; supplementary groups are those listing the user by name.
  */
 export async function resolveUser(fs: LayeredFs, spec: string): Promise<ResolvedUser> {
-  const value = spec === '' ? 'root' : spec;
+  // No USER means uid 0, which needs no passwd entry (a FROM scratch image has none).
+  const value = spec === '' ? '0' : spec;
   const colon = value.indexOf(':');
   const userPart = colon < 0 ? value : value.slice(0, colon);
   const groupPart = colon < 0 ? undefined : value.slice(colon + 1);

@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 /**
@@ -29,6 +30,12 @@ export interface StorageDriver {
   statBlob(digest: string): Promise<BlobInfo | undefined>;
   /** Streams a blob, or the inclusive byte range [start, end] of it. Throws when it is absent. */
   readBlob(digest: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Optional fast path for serving a blob: an open, read-only handle on its bytes, which the
+   * caller reads at explicit positions and closes. Servers use it instead of `readBlob` when
+   * present (fewer copies and allocations than a stream). Throws like `readBlob` when absent.
+   */
+  openBlobFile?(digest: string): Promise<FileHandle>;
   /** Reads a small blob (a manifest) whole; undefined when absent. */
   readBlobBytes(digest: string): Promise<Uint8Array | undefined>;
   /** Stores small bytes (a manifest) under their digest after hashing them; idempotent. */
