@@ -13,7 +13,7 @@ import { Agent, request } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { docker, startBerthd } from '../test/compat/support/berthd.js';
+import { docker, startBerthd, unmountUnder } from '../test/compat/support/berthd.js';
 import { loadBusybox } from '../test/compat/support/images.js';
 
 const run = promisify(execFile);
@@ -142,7 +142,7 @@ async function main(): Promise<void> {
       await dockerd.stop();
     }
     await berthd.destroy();
-    await run('umount', ['-R', join(work, 'dockerd', 'exec')]).catch(() => undefined);
+    await unmountUnder(work);
     await rm(work, { recursive: true, force: true }).catch(() => undefined);
   }
   const load = (await run('cat', ['/proc/loadavg'])).stdout.split(' ')[0];

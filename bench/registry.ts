@@ -7,15 +7,15 @@
  *   - big:   one 256 MiB layer (gzip stored-mode, so skopeo passes it through without recompressing)
  *   - files: one layer holding 1000 files of 1–64 KiB
  * Each image is pushed and pulled RUNS times per server (alternating servers, fresh storage per
- * run); the median MB/s and the ratio berth / reference are printed and appended to
- * bench/RESULTS.md.
+ * run); the median MB/s and the ratio berth / reference are printed and written to the registry
+ * section of bench/RESULTS.md (replacing the previous one), with the load average seen during the run.
  *
  * Run: bash bench/registry.sh   (or packages/registry/node_modules/.bin/tsx --tsconfig tsconfig.json bench/registry.ts)
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
@@ -134,6 +134,23 @@ async function startServer(kind: Kind, scratch: string): Promise<Server> {
   };
 }
 
+/**
+ * Replaces the registry section of RESULTS.md (from its `## registry` heading to the next `## `
+ * heading) with `section`, or appends it when there is none. Notes written under the table by
+ * hand go with the old section; add them again after a run.
+ */
+async function writeSection(file: URL, section: string): Promise<void> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const start = text.search(/^## registry\b/m);
+  if (start < 0) {
+    await writeFile(file, `${text.replace(/\n*$/, '\n')}${section}`);
+    return;
+  }
+  const rest = text.slice(start + 1).search(/^## /m);
+  const end = rest < 0 ? text.length : start + 1 + rest;
+  await writeFile(file, `${text.slice(0, start).replace(/\n*$/, '\n')}${section.replace(/^\n/, '\n')}\n${text.slice(end)}`);
+}
+
 async function main(): Promise<void> {
   const scratch = await mkdtemp(join(tmpdir(), 'berth-bench-registry-'));
   try {
@@ -157,8 +174,10 @@ async function main(): Promise<void> {
     ];
 
     const results = new Map<string, number[]>();
+    const loads: number[] = [];
     const record = (key: string, seconds: number): void => {
       results.set(key, [...(results.get(key) ?? []), seconds]);
+      loads.push(loadavg()[0]!);
     };
     for (let i = 0; i < RUNS; i++) {
       // Rotate the order so that no server always runs first (or last) in a round.
@@ -211,17 +230,19 @@ async function main(): Promise<void> {
     ];
     const table = [...header, ...rows].join('\n');
     console.log(`\n${table}\n`);
+    const load = `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (1-minute load average, sampled after each measurement)`;
+    console.log(`load average during the run: ${load}`);
     const machine = `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${process.platform} ${process.version}`;
     const section = [
       '',
       `## registry — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
       '',
-      `bench/registry.ts: skopeo ${(await run('skopeo', ['--version'])).stdout.trim().replace('skopeo version ', '')} as the client for both servers, each in its own process on loopback with fresh storage per run, warmed up with an 8 MiB push/pull; berth runs twice, with its default fsync-before-rename commits and with \`fsync: false\` (the reference registry never fsyncs); medians of ${RUNS} runs (push = \`skopeo copy dir: → docker://\`, pull = the reverse; the curl rows push one blob with POST + a streamed PUT and pull it with GET, to show the servers' own cost). Machine: ${machine}.`,
+      `bench/registry.ts: skopeo ${(await run('skopeo', ['--version'])).stdout.trim().replace('skopeo version ', '')} as the client for both servers, each in its own process on loopback with fresh storage per run, warmed up with an 8 MiB push/pull; berth runs twice, with its default fsync-before-rename commits and with \`fsync: false\` (the reference registry never fsyncs); medians of ${RUNS} runs (push = \`skopeo copy dir: → docker://\`, pull = the reverse; the curl rows push one blob with POST + a streamed PUT and pull it with GET, to show the servers' own cost). Machine: ${machine}. Load average during the run: ${load}.`,
       '',
       table,
       '',
     ].join('\n');
-    if (!process.env.BENCH_NO_WRITE) await appendFile(new URL('./RESULTS.md', import.meta.url), section);
+    if (!process.env.BENCH_NO_WRITE) await writeSection(new URL('./RESULTS.md', import.meta.url), section);
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

@@ -92,6 +92,7 @@ export async function startBerthd(extraArgs: string[] = []): Promise<BerthdInsta
     }
     await run('ip', ['link', 'del', `bc${tag}`]).catch(() => undefined);
     await run('nft', ['delete', 'table', 'inet', `berthc${tag}`]).catch(() => undefined);
+    await unmountUnder(dir);
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     throw error;
   }
@@ -164,11 +165,25 @@ export async function startBerthd(extraArgs: string[] = []): Promise<BerthdInsta
       // The default bridge and the firewall table belong to this run only.
       await run('ip', ['link', 'del', `bc${tag}`]).catch(() => undefined);
       await run('nft', ['delete', 'table', 'inet', `berthc${tag}`]).catch(() => undefined);
-      await run('umount', ['-R', execRoot]).catch(() => undefined);
+      await unmountUnder(dir);
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      // The cgroup parent of this run's containers (empty once they are gone), in every hierarchy.
+      await run('sh', ['-c', `for c in /sys/fs/cgroup/berth-compat-${tag} /sys/fs/cgroup/*/berth-compat-${tag}; do [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \\; ; done; true`]).catch(() => undefined);
     },
   };
   return instance;
+}
+
+/** Unmounts everything mounted under `dir` (netns bind mounts and the like), deepest first. */
+export async function unmountUnder(dir: string): Promise<void> {
+  const mounts = (await readFile('/proc/self/mounts', 'utf8'))
+    .split('\n')
+    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' ') ?? '')
+    .filter((target) => target === dir || target.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const target of mounts) {
+    await run('umount', [target]).catch(() => run('umount', ['-l', target]).catch(() => undefined));
+  }
 }
 
 function ping(socketPath: string): Promise<boolean> {

@@ -205,7 +205,8 @@ export async function load(cli: Cli, _args: string[], opts: Opts): Promise<numbe
   if (!opts.input && cli.stdin.isTTY) throw new ExitError(1, 'berth: requested load from stdin, but stdin is empty (use -i FILE or redirect)');
   try {
     // The same display as pull: layer lines redrawn on a terminal, plain status lines when piped.
-    await renderProgress(cli, await client.images.load(input, { quiet: Boolean(opts.quiet) }), false);
+    // As docker load: not on a terminal, ask the daemon for the quiet form (just "Loaded image: …").
+    await renderProgress(cli, await client.images.load(input, { quiet: Boolean(opts.quiet) || !cli.stdout.isTTY }), false);
   } catch (error) {
     throw new ExitError(1, (error as Error).message);
   }

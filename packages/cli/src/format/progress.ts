@@ -31,6 +31,7 @@ export class ProgressRenderer {
     }
     if (message.aux !== undefined && message.status === undefined) return;
     if (message.status === undefined) return;
+    // Piped, byte-progress updates are not printed (docker prints the status lines only).
     const hasProgress = message.progressDetail !== undefined && (message.progressDetail.total !== undefined || message.progressDetail.current !== undefined);
     if (!this.tty) {
       if (hasProgress) return;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, writeSync } from 'node:fs';
 import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, open, readlink, rm, symlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join, posix } from 'node:path';
@@ -46,6 +46,16 @@ export function entryComponents(path: string, what = 'path'): string[] {
   if (parts.includes('..')) throw new UnsafeLayerError(path, `${what} contains ".."`);
   for (const p of parts) if (p.includes('\0')) throw new UnsafeLayerError(path, `${what} contains NUL`);
   return parts;
+}
+
+/** `lstatOrUndefined` without the thread-pool round trip (one cheap syscall, per entry). */
+function lstatSyncOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOTDIR') return undefined;
+    throw err;
+  }
 }
 
 async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
@@ -178,17 +188,12 @@ export async function applyLayer(
   const dirTimes = new Map<string, number>();
   let entries = 0;
 
-  const background = new Background();
-  try {
+  {
     for await (const { header, body } of readTar(src)) {
       entries++;
       const parts = entryComponents(header.path);
       const rel = parts.join('/');
       const name = parts[parts.length - 1];
-      // Anything that looks at or replaces a path a background write still owns waits for it.
-      if (background.size > 0 && (header.type === 'hardlink' || (name ?? '').startsWith(WHITEOUT_PREFIX) || background.touches(parts))) {
-        await background.flush();
-      }
 
       if (name === undefined) {
         // The root itself ("./"): only directory metadata applies.
@@ -220,7 +225,7 @@ export async function applyLayer(
 
       const parent = await resolver.ensureDir(parentParts, header.path);
       const path = join(parent, name);
-      const existing = await lstatOrUndefined(path);
+      const existing = lstatSyncOrUndefined(path);
       if (existing && !(existing.isDirectory() && header.type === 'directory')) {
         await resolver.remove(parts);
         for (const d of dirTimes.keys()) if (d === rel || d.startsWith(`${rel}/`)) dirTimes.delete(d);
@@ -236,11 +241,11 @@ export async function applyLayer(
         }
         case 'file': {
           if (header.size <= SMALL_FILE) {
-            // Small files are written in the background (bounded), so many creates overlap.
+            // Small files: gathered, then written with direct syscalls (page-cache writes take
+            // microseconds; a thread-pool round trip per call costs more than the call).
             const pieces: Buffer[] = [];
             for await (const piece of body()) pieces.push(piece);
-            const data = pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
-            await background.add(rel, () => writeFile_(path, data, header, chown));
+            await writeSmallFile(path, pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces), header, chown);
           } else {
             await writeFile_(path, body(), header, chown);
           }
@@ -304,10 +309,6 @@ export async function applyLayer(
       }
       created.add(rel);
     }
-
-    await background.flush();
-  } finally {
-    await background.settle();
   }
 
   // Directory mtimes last, deepest first: creating children changed them.
@@ -321,56 +322,24 @@ export async function applyLayer(
 }
 
 const SMALL_FILE = 1 << 20;
-const BACKGROUND_WRITES = 32;
-
-/** Bounded set of in-flight file writes, keyed by the relative paths they create. */
-class Background {
-  private readonly inflight = new Set<Promise<void>>();
-  private readonly paths = new Set<string>();
-  private error: unknown;
-
-  get size(): number {
-    return this.inflight.size;
-  }
-
-  /** True if `parts` or one of its parents is being written in the background. */
-  touches(parts: string[]): boolean {
-    for (let i = 1; i <= parts.length; i++) if (this.paths.has(parts.slice(0, i).join('/'))) return true;
-    return false;
-  }
-
-  async add(path: string, job: () => Promise<void>): Promise<void> {
-    while (this.inflight.size >= BACKGROUND_WRITES) await Promise.race(this.inflight);
-    this.check();
-    this.paths.add(path);
-    const p: Promise<void> = job()
-      .catch((err: unknown) => {
-        this.error ??= err;
-      })
-      .finally(() => {
-        this.inflight.delete(p);
-        this.paths.delete(path);
-      });
-    this.inflight.add(p);
-  }
-
-  async flush(): Promise<void> {
-    await this.settle();
-    this.check();
-  }
-
-  /** Waits for every write, never throws (used on the way out of a failed apply). */
-  async settle(): Promise<void> {
-    while (this.inflight.size) await Promise.all([...this.inflight]);
-  }
-
-  private check(): void {
-    if (this.error !== undefined) throw this.error;
-  }
-}
 
 const processUid = typeof process.getuid === 'function' ? process.getuid() : -1;
 const processGid = typeof process.getgid === 'function' ? process.getgid() : -1;
+
+/** `writeFile_` for a file already in memory, with synchronous syscalls (no xattrs: few files have them). */
+async function writeSmallFile(path: string, data: Buffer, header: TarHeader, chown: boolean): Promise<void> {
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    let off = 0;
+    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+    if (chown && (header.uid !== processUid || header.gid !== processGid)) fchownSync(fd, header.uid, header.gid);
+    fchmodSync(fd, header.mode);
+    for (const [k, v] of header.xattrs) if (allowedXattr(k)) await setXattr(path, k, v);
+    futimesSync(fd, header.mtime, header.mtime);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** Creates a regular file (never through a symlink, never over an existing file) with its metadata. */
 async function writeFile_(path: string, data: Buffer | AsyncIterable<Buffer>, header: TarHeader, chown: boolean): Promise<void> {

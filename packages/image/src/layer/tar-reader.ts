@@ -29,7 +29,10 @@ export interface TarHeader {
  */
 export class ByteSource {
   private readonly it: AsyncIterator<Buffer | Uint8Array>;
-  private buf: Buffer = Buffer.alloc(0);
+  /** Unread input: the chunks as they arrived (never concatenated), the first from `head`. */
+  private chunks: Buffer[] = [];
+  private head = 0;
+  private buffered = 0;
   private eof = false;
   total = 0;
 
@@ -47,15 +50,42 @@ export class ByteSource {
     const chunk = Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
     this.total += chunk.length;
     this.onBytes?.(chunk);
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
     return true;
+  }
+
+  /** Takes up to `n` buffered bytes from the first chunk (a view, no copy). */
+  private take(n: number): Buffer {
+    const first = this.chunks[0] as Buffer;
+    const avail = first.length - this.head;
+    const len = Math.min(n, avail);
+    const out = first.subarray(this.head, this.head + len);
+    if (len === avail) {
+      this.chunks.shift();
+      this.head = 0;
+    } else this.head += len;
+    this.buffered -= len;
+    return out;
   }
 
   /** Exactly `n` bytes, or fewer only at end of input. */
   async read(n: number): Promise<Buffer> {
-    while (this.buf.length < n) if (!(await this.fill())) break;
-    const out = this.buf.subarray(0, Math.min(n, this.buf.length));
-    this.buf = this.buf.subarray(out.length);
+    while (this.buffered < n) if (!(await this.fill())) break;
+    const want = Math.min(n, this.buffered);
+    if (want === 0) return Buffer.alloc(0);
+    const first = this.take(want);
+    if (first.length === want) return first;
+    const out = Buffer.allocUnsafe(want);
+    first.copy(out, 0);
+    let at = first.length;
+    while (at < want) {
+      const piece = this.take(want - at);
+      piece.copy(out, at);
+      at += piece.length;
+    }
     return out;
   }
 
@@ -63,25 +93,32 @@ export class ByteSource {
   async *pieces(n: number): AsyncGenerator<Buffer> {
     let left = n;
     while (left > 0) {
-      if (this.buf.length === 0 && !(await this.fill())) throw new InvalidLayerError('unexpected end of tar stream');
-      const take = Math.min(left, this.buf.length);
-      const out = this.buf.subarray(0, take);
-      this.buf = this.buf.subarray(take);
-      left -= take;
+      if (this.buffered === 0 && !(await this.fill())) throw new InvalidLayerError('unexpected end of tar stream');
+      if (this.buffered === 0) continue;
+      const out = this.take(left);
+      left -= out.length;
       yield out;
     }
   }
 
   async skip(n: number): Promise<void> {
-    for await (const _ of this.pieces(n)) {
-      // discard
+    let left = n;
+    while (left > 0) {
+      if (this.buffered === 0 && !(await this.fill())) throw new InvalidLayerError('unexpected end of tar stream');
+      if (this.buffered === 0) continue;
+      left -= this.take(left).length;
     }
   }
 
   /** Consumes the rest of the input (end-of-archive padding still counts for the diffID). */
   async drain(): Promise<void> {
-    this.buf = Buffer.alloc(0);
-    while (await this.fill()) this.buf = Buffer.alloc(0);
+    this.chunks = [];
+    this.head = 0;
+    this.buffered = 0;
+    while (await this.fill()) {
+      this.chunks = [];
+      this.buffered = 0;
+    }
   }
 }
 

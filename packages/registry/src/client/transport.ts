@@ -1,3 +1,5 @@
+import { request as httpRequest, type IncomingMessage, type RequestOptions as HttpRequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import ky from 'ky';
 import {
@@ -36,6 +38,23 @@ export interface RequestSpec {
   /** Retry on 429/5xx/connection errors; only for requests that are safe to repeat. */
   retry?: boolean;
   signal?: AbortSignal;
+}
+
+/**
+ * A response whose body is node:http's own stream — for large blob GETs, where reading through
+ * fetch's web streams costs several times what the socket does.
+ */
+export interface StreamResponse {
+  status: number;
+  ok: boolean;
+  headers: Headers;
+  body: IncomingMessage;
+}
+
+/** The part of a response the request loop looks at, for fetch's and node:http's alike. */
+interface AnyResponse {
+  status: number;
+  headers: Headers;
 }
 
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
@@ -118,12 +137,31 @@ export class Transport {
   }
 
   /** Sends a request, following redirects and authenticating; returns any final response. */
-  async request(spec: RequestSpec): Promise<Response> {
+  request(spec: RequestSpec): Promise<Response> {
+    return this.loop(spec, (url, method, headers, init) => this.sendFetch(spec, url, method, headers, init), async (r) => {
+      await r.body?.cancel().catch(() => undefined);
+    });
+  }
+
+  /**
+   * Like `request` (same auth, redirect, credential and retry rules) for a GET whose body is
+   * streamed: the body is node:http/https's own stream. Call
+   * `errorFromStreamResponse` for a non-2xx answer.
+   */
+  requestStream(spec: RequestSpec): Promise<StreamResponse> {
+    return this.loop(spec, (url, method, headers) => sendNode(spec, url, method, headers), async (r) => void r.body.destroy());
+  }
+
+  private async loop<R extends AnyResponse>(
+    spec: RequestSpec,
+    send: (url: string, method: string, headers: Record<string, string>, init: BodyInit | undefined) => Promise<R>,
+    discard: (r: R) => Promise<unknown>,
+  ): Promise<R> {
     let authRetried = false;
     for (let attempt = 1; ; attempt++) {
-      let response: Response;
+      let response: R;
       try {
-        response = await this.sendFollowingRedirects(spec);
+        response = await this.sendFollowingRedirects(spec, send, discard);
       } catch (error) {
         if (spec.signal?.aborted) throw error;
         if (spec.retry !== false && attempt < this.options.maxAttempts && isConnectionError(error)) {
@@ -134,17 +172,18 @@ export class Transport {
       }
       if (response.status === 401 && !authRetried) {
         const header = response.headers.get('www-authenticate');
-        await response.body?.cancel().catch(() => undefined);
+        await discard(response);
         if (header && (await this.answerChallenge(spec, header))) {
           authRetried = true;
           attempt--;
           continue;
         }
-        throw await errorFromResponse(response, spec, 'UNAUTHORIZED');
+        // The error needs the body; `discard` already dropped it, so the status speaks alone.
+        throw await errorFromResponse(new Response(null, { status: 401, headers: response.headers }), spec, 'UNAUTHORIZED');
       }
       if (spec.retry !== false && RETRYABLE_STATUS.has(response.status) && attempt < this.options.maxAttempts) {
         const wait = retryAfterMs(response.headers.get('retry-after')) ?? this.backoff(attempt);
-        await response.body?.cancel().catch(() => undefined);
+        await discard(response);
         await sleep(Math.min(wait, MAX_RETRY_AFTER_MS), spec.signal);
         continue;
       }
@@ -157,7 +196,24 @@ export class Transport {
     return Math.min(base + Math.random() * base * 0.25, 10_000);
   }
 
-  private async sendFollowingRedirects(spec: RequestSpec): Promise<Response> {
+  private sendFetch(spec: RequestSpec, url: string, method: string, headers: Record<string, string>, init: BodyInit | undefined): Promise<Response> {
+    return ky(url, {
+      method,
+      headers,
+      retry: 0,
+      timeout: false,
+      throwHttpErrors: false,
+      redirect: 'manual',
+      ...(spec.signal ? { signal: spec.signal } : {}),
+      ...(init !== undefined ? { body: init, duplex: 'half' } : {}),
+    } as Parameters<typeof ky>[1]);
+  }
+
+  private async sendFollowingRedirects<R extends AnyResponse>(
+    spec: RequestSpec,
+    send: (url: string, method: string, headers: Record<string, string>, init: BodyInit | undefined) => Promise<R>,
+    discard: (r: R) => Promise<unknown>,
+  ): Promise<R> {
     let url = spec.url;
     let method = spec.method;
     let body = spec.body;
@@ -172,20 +228,11 @@ export class Transport {
         delete headers.Authorization;
       }
       const init = body?.();
-      const response = await ky(url, {
-        method,
-        headers,
-        retry: 0,
-        timeout: false,
-        throwHttpErrors: false,
-        redirect: 'manual',
-        ...(spec.signal ? { signal: spec.signal } : {}),
-        ...(init !== undefined ? { body: init, duplex: 'half' } : {}),
-      } as Parameters<typeof ky>[1]);
+      const response = await send(url, method, headers, init);
       if (!REDIRECT_STATUS.has(response.status)) return response;
       const location = response.headers.get('location');
-      await response.body?.cancel().catch(() => undefined);
       if (!location) return response;
+      await discard(response);
       url = new URL(location, url).toString();
       if (response.status === 303) {
         method = 'GET';
@@ -287,6 +334,45 @@ export class Transport {
     this.tokens.set(host, cacheAs, token, body.expires_in && body.expires_in > 0 ? body.expires_in : 60);
     return token;
   }
+}
+
+/** One node:http(s) request without a body; resolves when the response headers are in. */
+function sendNode(spec: RequestSpec, url: string, method: string, headers: Record<string, string>): Promise<StreamResponse> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const options: HttpRequestOptions = { method, headers };
+    if (spec.signal) options.signal = spec.signal;
+    const req = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, options, (res) => {
+      const h = new Headers();
+      for (const [k, v] of Object.entries(res.headers)) {
+        if (v === undefined) continue;
+        if (Array.isArray(v)) for (const x of v) h.append(k, x);
+        else h.set(k, v);
+      }
+      const status = res.statusCode ?? 0;
+      resolve({ status, ok: status >= 200 && status < 300, headers: h, body: res });
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+/** `errorFromResponse` for a streamed response (reads at most 64 KiB of its body). */
+export async function errorFromStreamResponse(response: StreamResponse, spec: { method: string; url: string }, fallbackCode: string): Promise<RegistryError> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of response.body) {
+      chunks.push(chunk as Buffer);
+      size += (chunk as Buffer).length;
+      if (size >= 64 * 1024) break;
+    }
+  } catch {
+    // body unreadable: the status is all we have
+  }
+  response.body.destroy();
+  const status = response.status >= 200 && response.status <= 599 ? response.status : 500;
+  return errorFromResponse(new Response(Buffer.concat(chunks), { status, headers: response.headers }), spec, fallbackCode);
 }
 
 /** Turns a non-2xx response into the typed error for its distribution error code. */

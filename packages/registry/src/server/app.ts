@@ -409,20 +409,31 @@ export class RegistryApp {
     }
 
     await this.gc.guard(digest);
-    await this.driver.putBlob(digest, bytes);
-    await this.driver.linkManifest(name, digest, { mediaType: summary.mediaType });
-    if (summary.subject) {
-      const record: ReferrerRecord = {
-        mediaType: summary.mediaType,
-        digest,
-        size: bytes.byteLength,
-        ...(summary.artifactType ? { artifactType: summary.artifactType } : {}),
-        ...(summary.annotations ? { annotations: summary.annotations } : {}),
-      };
-      await this.driver.addReferrer(name, summary.subject.digest, record);
-      ctx.res.setHeader('OCI-Subject', summary.subject.digest);
+    const referrer = summary.subject
+      ? {
+          subject: summary.subject.digest,
+          record: {
+            mediaType: summary.mediaType,
+            digest,
+            size: bytes.byteLength,
+            ...(summary.artifactType ? { artifactType: summary.artifactType } : {}),
+            ...(summary.annotations ? { annotations: summary.annotations } : {}),
+          } satisfies ReferrerRecord,
+        }
+      : undefined;
+    const link = { mediaType: summary.mediaType };
+    if (this.driver.putManifest) {
+      await this.driver.putManifest(name, digest, bytes, link, {
+        ...(byDigest ? {} : { tag: reference }),
+        ...(referrer ? { referrer } : {}),
+      });
+    } else {
+      await this.driver.putBlob(digest, bytes);
+      await this.driver.linkManifest(name, digest, link);
+      if (referrer) await this.driver.addReferrer(name, referrer.subject, referrer.record);
+      if (!byDigest) await this.driver.setTag(name, reference, digest);
     }
-    if (!byDigest) await this.driver.setTag(name, reference, digest);
+    if (referrer) ctx.res.setHeader('OCI-Subject', referrer.subject);
     ctx.res.setHeader('Location', `/v2/${name}/manifests/${digest}`);
     ctx.res.setHeader('Docker-Content-Digest', digest);
     this.empty(ctx, 201);

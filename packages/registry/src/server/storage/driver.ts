@@ -40,6 +40,18 @@ export interface StorageDriver {
   readBlobBytes(digest: string): Promise<Uint8Array | undefined>;
   /** Stores small bytes (a manifest) under their digest after hashing them; idempotent. */
   putBlob(digest: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Optional: stores a pushed manifest in one step — `putBlob(digest, bytes)`, then
+   * `linkManifest`, then (when given) `addReferrer` and `setTag`, visible in that order — so a
+   * driver can prepare the pieces concurrently. Servers fall back to the single calls without it.
+   */
+  putManifest?(
+    repository: string,
+    digest: string,
+    bytes: Uint8Array,
+    link: ManifestLink,
+    extra?: { tag?: string; referrer?: { subject: string; record: ReferrerRecord } },
+  ): Promise<void>;
   /** Removes a blob from the shared store; false when it was not there. */
   deleteBlob(digest: string): Promise<boolean>;
   listBlobs(): AsyncIterable<BlobInfo>;

@@ -110,20 +110,38 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   private async writeAtomic(target: string, data: Uint8Array | string): Promise<void> {
-    await fs.mkdir(path.dirname(target), { recursive: true });
+    await this.publishAll([[target, await this.prepareAtomic(data)]]);
+  }
+
+  /** Writes `data` to a new temp file and fsyncs it (per the fsync option); returns its path. */
+  private async prepareAtomic(data: Uint8Array | string): Promise<string> {
     const tmp = path.join(this.root, 'tmp', randomUUID());
-    const handle = await fs.open(tmp, 'w', 0o600);
     try {
-      await handle.writeFile(data);
-      if (this.fsync) await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
-      await fs.rename(tmp, target);
+      const handle = await fs.open(tmp, 'w', 0o600);
+      try {
+        await handle.writeFile(data);
+        if (this.fsync) await handle.sync();
+      } finally {
+        await handle.close();
+      }
     } catch (error) {
       await fs.rm(tmp, { force: true });
       throw error;
+    }
+    return tmp;
+  }
+
+  /** Renames prepared temp files into place, in order; on failure the rest are removed. */
+  private async publishAll(moves: Array<[target: string, tmp: string]>): Promise<void> {
+    for (let i = 0; i < moves.length; i++) {
+      const [target, tmp] = moves[i]!;
+      try {
+        await fs.mkdir(path.dirname(target), { recursive: true });
+        await fs.rename(tmp, target);
+      } catch (error) {
+        for (const [, rest] of moves.slice(i)) await fs.rm(rest, { force: true });
+        throw error;
+      }
     }
   }
 
@@ -181,6 +199,40 @@ export class FilesystemDriver implements StorageDriver {
     const target = this.blobPath(digest);
     if (await exists(target)) return;
     await this.writeAtomic(target, bytes);
+  }
+
+  /**
+   * A pushed manifest in one step: its bytes as a blob (hashed like putBlob), its revision link,
+   * then the referrer record and the tag when given. The temp files are written and fsynced
+   * concurrently (one journal commit to wait for instead of one per file), then renamed into
+   * place in that order, so a reader never sees a tag without its link or a link without its blob.
+   */
+  async putManifest(
+    repository: string,
+    digest: string,
+    bytes: Uint8Array,
+    link: ManifestLink,
+    extra: { tag?: string; referrer?: { subject: string; record: ReferrerRecord } } = {},
+  ): Promise<void> {
+    const { algorithm } = parseDigestOrThrow(digest);
+    const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+    if (actual !== digest) throw new DigestInvalidError(`digest invalid: expected ${digest}, content is ${actual}`);
+    const pieces: Array<[target: string, data: Uint8Array | string]> = [];
+    const blobTarget = this.blobPath(digest);
+    if (!(await exists(blobTarget))) pieces.push([blobTarget, bytes]);
+    pieces.push([this.manifestLinkPath(repository, digest), JSON.stringify(link)]);
+    if (extra.referrer) {
+      const { algorithm: a, encoded } = parseDigestOrThrow(extra.referrer.record.digest);
+      pieces.push([path.join(this.referrerDir(repository, extra.referrer.subject), `${a}-${encoded}`), JSON.stringify(extra.referrer.record)]);
+    }
+    if (extra.tag !== undefined) pieces.push([this.tagPath(repository, extra.tag), digest]);
+    const prepared = await Promise.allSettled(pieces.map(([, data]) => this.prepareAtomic(data)));
+    const failed = prepared.find((p): p is PromiseRejectedResult => p.status === 'rejected');
+    if (failed) {
+      for (const p of prepared) if (p.status === 'fulfilled') await fs.rm(p.value, { force: true });
+      throw failed.reason;
+    }
+    await this.publishAll(pieces.map(([target], i) => [target, (prepared[i] as PromiseFulfilledResult<string>).value]));
   }
 
   async deleteBlob(digest: string): Promise<boolean> {
@@ -382,7 +434,15 @@ export class FilesystemDriver implements StorageDriver {
   async linkBlob(repository: string, digest: string): Promise<void> {
     const target = this.digestPath(path.join(this.repoDir(repository), '_layers'), digest);
     if (await exists(target)) return;
-    await this.writeAtomic(target, '');
+    // A link is an empty file: creating it (O_CREAT|O_EXCL) is already atomic — there is no
+    // content to tear — so it needs neither a temp file nor an fsync of data it does not have.
+    // Its creation reaches the journal after the blob's rename, as the temp+rename did.
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    try {
+      await fs.writeFile(target, '', { flag: 'wx', mode: 0o600 });
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'EEXIST') throw error;
+    }
   }
 
   async unlinkBlob(repository: string, digest: string): Promise<boolean> {
