@@ -248,6 +248,9 @@ describePrivileged('compat: the docker CLI against berthd', () => {
     expect((await cli(['rm', '-f', 'server'])).code).toBe(0);
     expect((await cli(['network', 'rm', 'compatnet'])).code).toBe(0);
     expect((await cli(['volume', 'create', 'compatvol'])).stdout.trim()).toBe('compatvol');
+    // Docker's layout: <data-root>/volumes/<name>/_data.
+    const mountpoint = await cli(['volume', 'inspect', '-f', '{{.Mountpoint}}', 'compatvol']);
+    expect(mountpoint.stdout.trim()).toBe(join(berthd.dataRoot, 'volumes/compatvol/_data'));
     expect((await cli(['run', '--rm', '-v', 'compatvol:/data', 'busybox', 'sh', '-c', 'echo kept > /data/f'])).code).toBe(0);
     expect((await cli(['run', '--rm', '-v', 'compatvol:/data', 'busybox', 'cat', '/data/f'])).stdout).toBe('kept\n');
     expect((await cli(['volume', 'ls', '--format', '{{.Name}}'])).stdout).toContain('compatvol');

@@ -37,9 +37,8 @@ describePrivileged('compat: live-restore and the daemon socket inside a containe
     ].join('\n');
     const run = await cli([
       'run', '--rm', '--name', 'reaper',
-      // --mount rather than -v: the volume store's `-v` path mkdirs its source and fails with
-      // EEXIST on a socket or file (reported to the runtime's network/volume engineer).
-      '--mount', `type=bind,source=${berthd.socket},target=/var/run/docker.sock`,
+      // `-v <socket>:/var/run/docker.sock`, as ryuk and other reapers are started.
+      '-v', `${berthd.socket}:/var/run/docker.sock`,
       '--mount', `type=bind,source=${DOCKER_BINARY},target=/usr/local/bin/docker,readonly`,
       '-e', 'DOCKER_CONFIG=/tmp/docker-config', '-e', 'PATH=/usr/local/bin:/bin',
       'busybox', 'sh', '-c', script,

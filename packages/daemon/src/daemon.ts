@@ -249,7 +249,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<RunningD
         }
       : {}),
   });
-  const volumes = await VolumeStore.open({ dataRoot: join(dataRoot, 'volumes') });
+  const volumes = await VolumeStore.open({ dataRoot });
   const store = await ContainerStore.open(join(dataRoot, 'containers'));
   const events = new EventBus();
   const containers = new ContainerService({

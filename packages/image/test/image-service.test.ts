@@ -84,6 +84,15 @@ describePrivileged('image service: archives, rootfs, round trips with skopeo and
     expect(history[0]).toMatchObject({ Id: image.config.digest, CreatedBy: 'berth test fixture: busybox from busybox-static' });
   });
 
+  it('exposes its image store as `context`, shared rather than copied', async () => {
+    expect(svc.context.root).toBe(svc.root);
+    expect(svc.context.images.find('busybox')?.id).toBe(image.config.digest);
+    // A tag written through the context is what the service sees: one images.json, not two.
+    await svc.context.images.tag(image.config.digest, 'context-tag:1');
+    expect(await svc.exists('context-tag:1')).toBe(true);
+    await svc.remove('context-tag:1');
+  });
+
   it('tags, and removes a tag without deleting the image', async () => {
     await svc.tag('busybox', 'localhost:5000/bb:1');
     expect((await svc.inspect('localhost:5000/bb:1')).RepoTags).toEqual(['busybox:latest', 'localhost:5000/bb:1']);

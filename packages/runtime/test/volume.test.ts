@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createReadStream } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ANONYMOUS_LABEL, VolumeStore, resolveInRoot } from '@berth/runtime';
 import type { Mount } from '@berth/runtime';
@@ -104,6 +105,32 @@ describePrivileged('volumes: local driver, copy-up, binds, tmpfs, export/import'
     for (const name of anon) expect((await store.inspect(name)).Labels).toHaveProperty(ANONYMOUS_LABEL);
     await store.releaseMounts('c3', { removeAnonymous: true });
     for (const name of anon) await expect(store.inspect(name)).rejects.toThrow(/no such volume/);
+  });
+
+  it('binds an existing file or socket with -v as it is, creating only a missing source', async () => {
+    const file = join(root, 'hosts-file');
+    await writeFile(file, '127.0.0.1 here\n');
+    const sockPath = join(root, 'api.sock');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(sockPath, resolve));
+    try {
+      const missing = join(root, 'made/by/bind');
+      const m = await store.prepareMounts({
+        containerId: 'cfile',
+        rootfs: image,
+        binds: [`${file}:/etc/x`, `${sockPath}:/var/run/docker.sock`, `${missing}:/made`],
+      });
+      const byTarget = Object.fromEntries(m.mounts.map((x: Mount) => [x.target, x]));
+      expect(byTarget['/etc/x']?.source).toBe(file);
+      expect(byTarget['/var/run/docker.sock']?.source).toBe(sockPath);
+      expect((await stat(file)).isFile()).toBe(true);
+      expect(await readFile(file, 'utf8')).toBe('127.0.0.1 here\n');
+      expect((await stat(sockPath)).isSocket()).toBe(true);
+      expect((await stat(missing)).isDirectory()).toBe(true);
+      await store.releaseMounts('cfile');
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('turns binds, --mount and tmpfs into OCI mounts and refuses bad ones', async () => {

@@ -64,9 +64,7 @@ export async function startBerthd(extraArgs: string[] = []): Promise<BerthdInsta
   const launch = async (): Promise<void> => {
     const { open } = await import('node:fs/promises');
     const out = await open(logFile, 'a');
-    const shim = join(root, 'test/compat/support/esbuild-name-shim.cjs');
-    const childEnv = { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${shim}`.trim() };
-    child = spawn(tsx, args, { cwd: root, env: childEnv, stdio: ['ignore', out.fd, out.fd], detached: false });
+    child = spawn(tsx, args, { cwd: root, stdio: ['ignore', out.fd, out.fd], detached: false });
     await out.close();
     const started = Date.now();
     while (Date.now() - started < 90_000) {

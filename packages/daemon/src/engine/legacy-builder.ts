@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { BuildContext, imageContextForBuilds, openBuilder, type Builder, type BuildEvent, type ImageContext, type ImageService } from '@berth/image';
+import { BuildContext, imageContextForBuilds, openBuilder, type Builder, type BuildEvent, type ImageService } from '@berth/image';
 import type { NetworkManager, Runtime } from '@berth/runtime';
 import { DaemonError } from '../errors.js';
 import type { BuildRequest, ImageBuilder } from './build.js';
@@ -17,10 +17,9 @@ export async function openLegacyBuilder(options: {
   networks: NetworkManager;
   insecure: string[];
 }): Promise<ImageBuilder | undefined> {
-  // The image service keeps its ImageContext as `ctx`; without it there is no safe way to write
-  // into the same store (a second context would keep its own copy of images.json).
-  const ctx = (options.images as unknown as { ctx?: ImageContext }).ctx;
-  if (!ctx) return undefined;
+  // Builds write into the image service's own store (a second context would keep its own copy
+  // of images.json).
+  const ctx = options.images.context;
   const { source, store } = imageContextForBuilds(ctx, {
     pull: async (ref, platform) => {
       await options.images.pull(ref, { platform, insecure: options.insecure });

@@ -13,6 +13,7 @@ import { versionAtLeast } from '../api/version.js';
 import { ConflictError, DaemonError, InvalidParameterError } from '../errors.js';
 import type { WaitCondition } from '../engine/containers.js';
 import { resolveInRoot, withRootfs } from '../engine/rootfs.js';
+import { extractToContainer, withContainerFrozen } from '../engine/archive.js';
 import { humanDuration, parseTimestamp, rfc3339Nano } from '../engine/time.js';
 import { ZERO_TIME, type ContainerRecord } from '../state/container-store.js';
 import type { DaemonServices } from './context.js';
@@ -377,6 +378,17 @@ async function tarExit(child: ReturnType<typeof spawn>): Promise<void> {
   if (code !== 0) throw new DaemonError('ARCHIVE_FAILED', 'invalid', `tar failed: ${stderr.trim() || `exit ${code}`}`);
 }
 
+/** Freezes a running container while its filesystem is copied from or into (CVE-2018-15664). */
+function frozen<T>(s: DaemonServices, record: ContainerRecord, fn: () => Promise<T>): Promise<T> {
+  return withContainerFrozen(
+    record.State.Running,
+    record.State.Paused,
+    () => s.runtime.pause(record.Id),
+    () => s.runtime.unpause(record.Id),
+    fn,
+  );
+}
+
 export function registerContainerRoutes(router: Router, s: DaemonServices): void {
   const scratch = (): string => `${s.info.dataRoot}/tmp`;
 
@@ -671,7 +683,7 @@ export function registerContainerRoutes(router: Router, s: DaemonServices): void
     const record = s.containers.store.get(ctx.param('id'));
     const path = ctx.query.get('path');
     if (!path) throw new InvalidParameterError('Bad parameters: path must not be empty');
-    await withRootfs(record, s.runtime, s.images, scratch(), async (root) => {
+    await frozen(s, record, () => withRootfs(record, s.runtime, s.images, scratch(), async (root) => {
       const st = await pathStat(root, path);
       ctx.setHeader('X-Docker-Container-Path-Stat', st.header);
       if (ctx.method === 'HEAD') {
@@ -689,7 +701,7 @@ export function registerContainerRoutes(router: Router, s: DaemonServices): void
       const out = ctx.stream('application/x-tar');
       await pipeline(child.stdout!, out);
       await exit.catch((e: unknown) => s.log.warn(`archive ${record.Id.slice(0, 12)}:${path}: ${String(e)}`));
-    });
+    }));
   };
   router.add('HEAD', '/containers/:id/archive', archiveStat);
   router.add('GET', '/containers/:id/archive', archiveStat);
@@ -700,22 +712,19 @@ export function registerContainerRoutes(router: Router, s: DaemonServices): void
     if (!path) throw new InvalidParameterError('Bad parameters: path must not be empty');
     const noOverwriteDirNonDir = boolValue(ctx.query, 'noOverwriteDirNonDir');
     if (record.HostConfig.ReadonlyRootfs) throw new DaemonError('READ_ONLY', 'forbidden', 'container rootfs is marked read-only');
-    await withRootfs(record, s.runtime, s.images, scratch(), async (root) => {
+    const copyUIDGID = boolValue(ctx.query, 'copyUIDGID');
+    await frozen(s, record, () => withRootfs(record, s.runtime, s.images, scratch(), async (root) => {
       const target = await resolveInRoot(root, posix.normalize(path));
       let st;
       try {
-        st = await stat(target);
+        st = await lstat(target);
       } catch (cause) {
         throw new DaemonError('NO_SUCH_PATH', 'not-found', `Could not find the file ${path} in container ${ctx.param('id')}`, { cause });
       }
       if (!st.isDirectory()) throw new InvalidParameterError(`extraction point is not a directory`);
-      const args = ['-xf', '-', '--no-overwrite-dir'];
-      if (noOverwriteDirNonDir) args.push('--keep-directory-symlink');
-      const child = runTar(args, target);
-      const exit = tarExit(child);
-      await pipeline(ctx.req, child.stdin!);
-      await exit;
-    });
+      // Extracted in Node, entry by entry, every path resolved inside the root (CVE-2018-15664).
+      await extractToContainer(root, path, ctx.req, { noOverwriteDirNonDir, copyUIDGID });
+    }));
     s.containers.event(record, 'extract-to-dir');
     ctx.send(200);
   });

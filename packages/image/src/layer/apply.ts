@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fchownSync, futimesSync, lstatSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, futimesSync, lstatSync, open as openCb, writeSync } from 'node:fs';
 import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, open, readlink, rm, symlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join, posix } from 'node:path';
+import { promisify } from 'node:util';
 import { InvalidLayerError, UnsafeLayerError } from '../errors.js';
 import type { Digest } from '../content/types.js';
 import { decompressStream } from './decompress.js';
@@ -188,12 +189,17 @@ export async function applyLayer(
   const dirTimes = new Map<string, number>();
   let entries = 0;
 
-  {
+  const background = new Background();
+  try {
     for await (const { header, body } of readTar(src)) {
       entries++;
       const parts = entryComponents(header.path);
       const rel = parts.join('/');
       const name = parts[parts.length - 1];
+      // Anything that looks at or replaces a path a background write still owns waits for it.
+      if (background.size > 0 && (header.type === 'hardlink' || (name ?? '').startsWith(WHITEOUT_PREFIX) || background.touches(parts))) {
+        await background.flush();
+      }
 
       if (name === undefined) {
         // The root itself ("./"): only directory metadata applies.
@@ -241,11 +247,11 @@ export async function applyLayer(
         }
         case 'file': {
           if (header.size <= SMALL_FILE) {
-            // Small files: gathered, then written with direct syscalls (page-cache writes take
-            // microseconds; a thread-pool round trip per call costs more than the call).
+            // Small files are written in the background (bounded), so many creates overlap.
             const pieces: Buffer[] = [];
             for await (const piece of body()) pieces.push(piece);
-            await writeSmallFile(path, pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces), header, chown);
+            const data = pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
+            await background.add(rel, () => writeSmallFile(path, data, header, chown));
           } else {
             await writeFile_(path, body(), header, chown);
           }
@@ -309,6 +315,10 @@ export async function applyLayer(
       }
       created.add(rel);
     }
+
+    await background.flush();
+  } finally {
+    await background.settle();
   }
 
   // Directory mtimes last, deepest first: creating children changed them.
@@ -322,13 +332,67 @@ export async function applyLayer(
 }
 
 const SMALL_FILE = 1 << 20;
+const BACKGROUND_WRITES = 32;
+
+/** Bounded set of in-flight file writes, keyed by the relative paths they create. */
+class Background {
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly paths = new Set<string>();
+  private error: unknown;
+
+  get size(): number {
+    return this.inflight.size;
+  }
+
+  /** True if `parts` or one of its parents is being written in the background. */
+  touches(parts: string[]): boolean {
+    for (let i = 1; i <= parts.length; i++) if (this.paths.has(parts.slice(0, i).join('/'))) return true;
+    return false;
+  }
+
+  async add(path: string, job: () => Promise<void>): Promise<void> {
+    while (this.inflight.size >= BACKGROUND_WRITES) await Promise.race(this.inflight);
+    this.check();
+    this.paths.add(path);
+    const p: Promise<void> = job()
+      .catch((err: unknown) => {
+        this.error ??= err;
+      })
+      .finally(() => {
+        this.inflight.delete(p);
+        this.paths.delete(path);
+      });
+    this.inflight.add(p);
+  }
+
+  async flush(): Promise<void> {
+    await this.settle();
+    this.check();
+  }
+
+  /** Waits for every write, never throws (used on the way out of a failed apply). */
+  async settle(): Promise<void> {
+    while (this.inflight.size) await Promise.all([...this.inflight]);
+  }
+
+  private check(): void {
+    if (this.error !== undefined) throw this.error;
+  }
+}
 
 const processUid = typeof process.getuid === 'function' ? process.getuid() : -1;
 const processGid = typeof process.getgid === 'function' ? process.getgid() : -1;
 
-/** `writeFile_` for a file already in memory, with synchronous syscalls (no xattrs: few files have them). */
+const openFd = promisify(openCb);
+
+/**
+ * `writeFile_` for a file already in memory. The create (which can wait on the filesystem
+ * journal) goes to the thread pool so that many overlap; the rest — a page-cache write and
+ * inode updates, microseconds each — are direct syscalls rather than one thread-pool round
+ * trip apiece.
+ */
 async function writeSmallFile(path: string, data: Buffer, header: TarHeader, chown: boolean): Promise<void> {
-  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  const fd = await openFd(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
     let off = 0;
     while (off < data.length) off += writeSync(fd, data, off, data.length - off);

@@ -61,6 +61,10 @@ export class LocalImageService implements ImageService {
     return this.ctx.root;
   }
 
+  get context(): ImageContext {
+    return this.ctx;
+  }
+
   private async client(ref: string, auth: RegistryAuth | undefined, insecure: string[] | undefined): Promise<RegistrySource & RegistrySink> {
     const host = registryHost(parseReference(ref).domain);
     const opts: { auth?: RegistryAuth; host: string; insecure: string[] } = { host, insecure: [...(this.options.insecure ?? []), ...(insecure ?? [])] };

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Mount } from '../snapshot/types.js';
+import type { ImageContext } from '../store/context.js';
 
 /** Registry credentials as the Engine API's X-Registry-Auth carries them. */
 export interface RegistryAuth {
@@ -183,6 +184,12 @@ export interface LoadResult {
  */
 export interface ImageService {
   readonly root: string;
+  /**
+   * The image store this service reads and writes (content, snapshots, images.json). Share it
+   * to write into the same store — e.g. `imageContextForBuilds(images.context, …)` for builds —
+   * rather than opening a second context, which would keep its own copy of images.json.
+   */
+  readonly context: ImageContext;
 
   pull(ref: string, opts?: PullOptions): Promise<PullResult>;
   push(ref: string, opts?: PushOptions): Promise<PushResult>;

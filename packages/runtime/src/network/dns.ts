@@ -94,7 +94,9 @@ export class DnsService {
 
   private async start(): Promise<void> {
     await unlink(join(this.dir, PID_FILE)).catch(() => undefined);
-    const source = `(${dnsServerMain.toString()})(require, process.argv[1], ${this.port})`;
+    // Bundlers (esbuild under tsx/vitest, tsup) may wrap functions in a `__name(fn, "name")`
+    // helper that a plain `node -e` process does not define: define it as the identity.
+    const source = `var __name = (f) => f;\n(${dnsServerMain.toString()})(require, process.argv[1], ${this.port})`;
     const child = spawn(this.node, ['-e', source, this.dir], { stdio: 'ignore', detached: true });
     child.unref();
     const failed = new Promise<never>((_, reject) => {

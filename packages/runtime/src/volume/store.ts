@@ -420,8 +420,14 @@ export class VolumeStore {
     }
     if (nocopy) throw new InvalidMountError(`invalid volume specification: '${spec}': nocopy applies to volumes only`);
     const host = posix.resolve(source);
-    // `-v` creates a missing host directory, as Docker does (unlike `--mount`).
-    await mkdir(host, { recursive: true });
+    // `-v` creates a missing host directory, as Docker does (unlike `--mount`); an existing
+    // file, socket or directory is bound as it is.
+    try {
+      await stat(host);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await mkdir(host, { recursive: true });
+    }
     return {
       point: { Type: 'bind', Source: host, Destination: dest, Mode: mode, RW: !ro, Propagation: propagation || 'rprivate' },
       mount: bindMount(host, dest, !ro, propagation || 'rprivate'),

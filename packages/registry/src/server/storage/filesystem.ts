@@ -265,8 +265,10 @@ export class FilesystemDriver implements StorageDriver {
     const dir = this.uploadDir(id);
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     const info: UploadInfo = { id, repository, size: 0, startedAt: Date.now() };
-    await fs.writeFile(path.join(dir, 'data'), new Uint8Array(0), { mode: 0o600 });
-    await this.writeAtomic(path.join(dir, 'info.json'), JSON.stringify({ repository, startedAt: info.startedAt }));
+    await Promise.all([
+      fs.writeFile(path.join(dir, 'data'), new Uint8Array(0), { mode: 0o600 }),
+      this.writeAtomic(path.join(dir, 'info.json'), JSON.stringify({ repository, startedAt: info.startedAt })),
+    ]);
     this.uploadInfo.set(id, { repository, startedAt: info.startedAt });
     this.hashes.set(id, { hash: createHash('sha256'), size: 0 });
     return info;
@@ -328,8 +330,10 @@ export class FilesystemDriver implements StorageDriver {
       try {
         await pipeline(data, sink);
       } catch (error) {
-        // What was written stays; the running hash may be ahead of the file, so drop it.
+        // What arrived stays (the sink writes what it gathered before the handle closes); the
+        // running hash may be ahead of the file, so drop it.
         this.hashes.delete(id);
+        await sink.settle();
         throw error;
       } finally {
         await handle.close().catch(() => undefined);
@@ -678,6 +682,11 @@ class UploadSink extends Writable {
       this.buffers[0] = this.buffers[1] = undefined;
     })();
     return this.drained;
+  }
+
+  /** Resolves once everything gathered has been written (after a failure too). */
+  settle(): Promise<void> {
+    return this.drainAll().catch(() => undefined);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
