@@ -11,7 +11,7 @@ APT_PACKAGES=(
   ca-certificates curl iproute2 util-linux procps tmux
   runc crun conmon tini catatonit gcc libc6-dev
   iptables nftables
-  busybox-static skopeo umoci docker-registry attr isal
+  busybox-static skopeo umoci docker-registry docker.io attr isal
 )
 
 missing=()

@@ -217,6 +217,26 @@ describePrivileged('compat: the docker CLI against berthd', () => {
     expect((await cli(['inspect', 'web'])).code).toBe(1);
   });
 
+  it('keeps a container\'s logs across starts and restarts', async () => {
+    const run = await cli(['run', '-d', '--name', 'twice', 'busybox', 'sh', '-c', 'echo run-$(cat /proc/sys/kernel/random/uuid | cut -c1-8)']);
+    expect(run.code, run.stderr).toBe(0);
+    const waitExited = async (): Promise<void> => {
+      expect((await cli(['wait', 'twice'])).stdout.trim()).toBe('0');
+    };
+    await waitExited();
+    const first = (await cli(['logs', 'twice'])).stdout;
+    expect(first).toMatch(/^run-[0-9a-f]{8}\n$/);
+    expect((await cli(['start', 'twice'])).code).toBe(0);
+    await waitExited();
+    expect((await cli(['restart', '-t', '1', 'twice'])).code).toBe(0);
+    await waitExited();
+    const all = (await cli(['logs', 'twice'])).stdout.trim().split('\n');
+    expect(all).toHaveLength(3);
+    expect(`${all[0]}\n`).toBe(first);
+    expect(new Set(all).size).toBe(3);
+    expect((await cli(['rm', 'twice'])).code).toBe(0);
+  });
+
   it('applies --restart, --memory and --health-cmd', async () => {
     expect((await cli(['run', '-d', '--name', 'flaky', '--restart', 'on-failure:2', 'busybox', 'sh', '-c', 'exit 1'])).code).toBe(0);
     let count = '';

@@ -44,6 +44,31 @@ describePrivileged('runtime: logs', () => {
     await h.runtime.delete(spec.id);
   });
 
+  it('keeps the logs for the next container of the same id with delete({ keepLogs })', async () => {
+    const first = await h.spec(['echo', 'first']);
+    await h.runtime.create(first);
+    await h.runtime.start(first.id);
+    await h.runtime.wait(first.id);
+    await h.runtime.delete(first.id, { keepLogs: true });
+    const second = { ...(await h.spec(['echo', 'second'])), id: first.id };
+    await h.runtime.create(second);
+    await h.runtime.start(second.id);
+    await h.runtime.wait(second.id);
+    expect(text(await all(h.runtime.logs(second.id)))).toEqual(['stdout:first\n', 'stdout:second\n']);
+    // A plain delete drops them: the next container of that id starts with an empty log.
+    await h.runtime.delete(second.id);
+    const third = { ...(await h.spec(['echo', 'third'])), id: first.id };
+    await h.runtime.create(third);
+    await h.runtime.start(third.id);
+    await h.runtime.wait(third.id);
+    expect(text(await all(h.runtime.logs(third.id)))).toEqual(['stdout:third\n']);
+    await h.runtime.delete(third.id, { keepLogs: true });
+    expect(existsSync(`${h.stateDir}/kept-logs/${first.id}/ctr.log`)).toBe(true);
+    // Deleting an id whose container is gone still drops the logs kept for it.
+    await expect(h.runtime.delete(third.id)).rejects.toThrow(/no such container/i);
+    expect(existsSync(`${h.stateDir}/kept-logs/${first.id}`)).toBe(false);
+  });
+
   it('rotates by size and keeps the configured number of files, losing nothing recent', async () => {
     const line = 'x'.repeat(90);
     const spec = await h.spec(['sh', '-c', `i=0; while [ $i -lt 60 ]; do echo "$i ${line}"; i=$((i+1)); sleep 0.03; done`], {

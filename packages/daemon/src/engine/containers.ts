@@ -417,7 +417,8 @@ export class ContainerService {
     const { runtime, images, networks } = this.#deps;
     const live = this.#liveOf(record.Id);
     if (record.RuntimeCreated) {
-      await runtime.delete(record.Id, { force: true }).catch(() => undefined);
+      // The earlier runs' logs stay: `docker logs` after a restart shows them all.
+      await runtime.delete(record.Id, { force: true, keepLogs: true }).catch(() => undefined);
       record.RuntimeCreated = false;
     }
     const rootfs = await images.prepareRootfs(record.Id, record.Image);
@@ -482,7 +483,7 @@ export class ContainerService {
     try {
       await runtime.start(record.Id);
     } catch (error) {
-      await runtime.delete(record.Id, { force: true }).catch(() => undefined);
+      await runtime.delete(record.Id, { force: true, keepLogs: true }).catch(() => undefined);
       record.RuntimeCreated = false;
       await networks.teardownContainer(record.Id).catch(() => undefined);
       const err = startError(record.Id, error);

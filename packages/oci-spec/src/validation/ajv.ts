@@ -1,6 +1,7 @@
 /**
- * The single ajv instance of this package. Schemas are compiled once, at module load; a
- * validator call only runs the compiled function and formats errors.
+ * The single ajv instance of this package. Each schema is compiled once, on its validator's
+ * first call (so importing the package costs no compilation — the CLI's start-up depends on it);
+ * later calls only run the compiled function and format errors.
  */
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
 import { ValidationError, type ValidationIssue } from './validation-error.js';
@@ -87,7 +88,7 @@ export interface CompiledValidator<T> {
 }
 
 /**
- * Compiles `schema` now and returns a validator that returns its input typed as T, or throws
+ * Returns a validator, compiled on first use and kept, that returns its input typed as T, or throws
  * ValidationError naming `document`. `check` runs after the schema passes, for rules JSON
  * Schema cannot state (descriptor `data` against its digest); it returns issues.
  */
@@ -96,8 +97,10 @@ export function compile<T>(
   schema: SchemaObject,
   check?: (value: T) => ValidationIssue[],
 ): CompiledValidator<T> {
-  const fn: ValidateFunction = ajv.compile(schema);
+  let compiled: ValidateFunction | undefined;
   const validator = (value: unknown): T => {
+    compiled ??= ajv.compile(schema);
+    const fn = compiled;
     if (!fn(value)) throw new ValidationError(document, issuesOf(fn.errors));
     const typed = value as T;
     if (check !== undefined) {

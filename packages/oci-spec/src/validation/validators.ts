@@ -1,7 +1,7 @@
 /**
  * The document validators. Each takes an already-parsed JSON value and returns it typed, or
  * throws ValidationError (code INVALID_DOCUMENT, category invalid) naming the failing field.
- * All schemas are compiled here, once, when the module loads.
+ * All schemas are declared here; each is compiled once, on first use (see ajv.ts).
  */
 import { createHash } from 'node:crypto';
 import { MediaType, baseMediaType } from '../media-type.js';

@@ -305,6 +305,12 @@ class BerthRuntime implements Runtime {
         throw new ContainerExistsError(spec.id, { cause });
       }
       try {
+        // Logs kept by `delete(id, { keepLogs: true })`: the new run appends to them.
+        const kept = this.keptLogsDir(spec.id);
+        if (existsSync(kept)) {
+          await this.moveLogs(kept, dir);
+          await rm(kept, { recursive: true, force: true });
+        }
         return await this.createIn(spec, dir);
       } catch (error) {
         await this.removeEverything(spec.id).catch(() => undefined);
@@ -521,8 +527,11 @@ class BerthRuntime implements Runtime {
     }
   }
 
-  async delete(id: string, options: { force?: boolean } = {}): Promise<void> {
+  async delete(id: string, options: { force?: boolean; keepLogs?: boolean } = {}): Promise<void> {
     await this.locked(id, async () => {
+      const kept = this.keptLogsDir(id);
+      // Without keepLogs, logs an earlier delete kept go too (even when the container is gone).
+      if (options.keepLogs !== true) await rm(kept, { recursive: true, force: true });
       const rec = await this.record(id);
       if (rec.phase === 'created') {
         const st = await this.status(id, rec);
@@ -537,8 +546,25 @@ class BerthRuntime implements Runtime {
           clearTimeout(t);
         }
       }
+      if (options.keepLogs === true) {
+        await rm(kept, { recursive: true, force: true });
+        await this.moveLogs(this.dir(id), kept);
+      }
       await this.removeEverything(id);
     });
+  }
+
+  /** Where `delete(id, { keepLogs: true })` leaves a container's logs for its next create. */
+  private keptLogsDir(id: string): string {
+    return path.join(this.stateDir, 'kept-logs', id);
+  }
+
+  /** Moves `ctr.log` and its rotated files from one directory to another (same filesystem). */
+  private async moveLogs(from: string, to: string): Promise<void> {
+    const names = (await readdir(from).catch(() => [] as string[])).filter((n) => n === 'ctr.log' || /^ctr\.log\.\d+$/.test(n));
+    if (names.length === 0) return;
+    await mkdir(to, { recursive: true, mode: 0o700 });
+    for (const n of names) await rename(path.join(from, n), path.join(to, n));
   }
 
   /** Idempotent teardown: runtime state, monitor, cgroups, rootfs mount, directory. */

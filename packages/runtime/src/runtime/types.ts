@@ -174,7 +174,11 @@ export interface Runtime {
   /** Resolves when the container has stopped (immediately if it has). */
   wait(id: string, options?: { signal?: AbortSignal }): Promise<ExitStatus>;
   /** Removes runtime state, cgroups, the rootfs mount, logs and the bundle. `force` kills a live container first. */
-  delete(id: string, options?: { force?: boolean }): Promise<void>;
+  /**
+   * Removes the container. `keepLogs` keeps its log (with rotated files) for the next container
+   * created with the same id — as `docker restart` keeps a container's logs across runs.
+   */
+  delete(id: string, options?: { force?: boolean; keepLogs?: boolean }): Promise<void>;
   state(id: string): Promise<ContainerInfo>;
   list(): Promise<ContainerInfo[]>;
   logs(id: string, options?: LogReadOptions): AsyncIterable<LogEntry>;
