@@ -114,6 +114,16 @@ describePrivileged('compat: the docker CLI against berthd', () => {
     });
     expect(tty.code).toBe(4);
     expect(tty.out).toMatch(/\/dev\/pts\/\d+/);
+    // The CLI sends its terminal's size (HostConfig.ConsoleSize): the pty has it from the start.
+    const size = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn('script', ['-qec', "stty rows 31 cols 101; docker run -it --rm busybox sh -c 'stty size'", '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('close', (code) => resolve({ code, out }));
+      child.stdin.end();
+    });
+    expect(size.code, size.out).toBe(0);
+    expect(size.out).toContain('31 101');
   });
 
   it('runs -d with --name, -p, -v, -e, -w, -u and serves through the published port', async () => {

@@ -241,6 +241,6 @@ Options:
   -b, --bridge string           Name of the default network's bridge (default "berth0")
       --bip string              Address and prefix of the default bridge (e.g. 172.30.0.1/16)
       --firewall-table string   nftables table owned by this daemon (default "berth")
-      --bridge-prefix string    Prefix of user-defined networks' bridges (default "br-")
+      --bridge-prefix string    Prefix of user-defined networks' bridges (default "berth-")
       --cgroup-parent string    Parent cgroup of containers (default "berth")
 `;

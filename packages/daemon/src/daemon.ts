@@ -4,7 +4,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { shareDirWithGroup } from './socket-dir.js';
 import { openImageService, type ImageService } from '@berth/image';
 import { NetworkManager, VolumeStore, openRuntime, type Runtime } from '@berth/runtime';
 import { RegistryClient, StaticCredentials } from '@berth/registry';
@@ -199,6 +200,13 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<RunningD
       const url = new URL(h.replace(/^tcp:/, 'http:'));
       const host = url.hostname.replace(/^\[|\]$/g, '');
       const port = url.port === '' ? (options.tls ? 2376 : 2375) : Number.parseInt(url.port, 10);
+      if (options.tls && !options.tls.verify && !isLoopback(host) && !options.allowInsecureTcp) {
+        throw new DaemonError(
+          'INSECURE_TCP',
+          'invalid',
+          `refusing to listen on ${h} with --tls but without --tlsverify: anyone who reaches the port could drive the daemon; use --tlsverify with --tlscacert, a loopback address, or --allow-insecure-tcp`,
+        );
+      }
       if (!options.tls && !isLoopback(host) && !options.allowInsecureTcp) {
         throw new DaemonError(
           'INSECURE_TCP',
@@ -333,6 +341,9 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<RunningD
         });
         await chmod(l.path, 0o660);
         if (gid !== undefined) await chown(l.path, 0, gid).catch(() => undefined);
+        // The group must be able to reach the socket: its directory (the exec root by default,
+        // created 0700) becomes 0710 root:<group>. Container state dirs below stay 0700.
+        if (gid !== undefined && resolve(dirname(l.path)) === resolve(execRoot)) await shareDirWithGroup(execRoot, gid);
         servers.push(server);
         sockets.push(l.path);
         addresses.push(`unix://${l.path}`);
@@ -396,6 +407,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<RunningD
             if (record.State.Running) await containers.stop(record.Id, {}).catch(() => undefined);
           }
         }
+        containers.releaseWatchers();
         await runtime.close().catch((error: unknown) => log.warn(`closing runtime: ${String(error)}`));
         await images.close().catch((error: unknown) => log.warn(`closing image service: ${String(error)}`));
         for (const path of sockets) await rm(path, { force: true });

@@ -95,6 +95,7 @@ function mergeEnv(base: string[], over: string[]): string[] {
 export class ContainerService {
   readonly #deps: ContainerServiceDeps;
   readonly #live = new Map<string, Live>();
+  readonly #stopping = new AbortController();
   readonly #signals = new EventEmitter();
   readonly restarts: RestartPolicyManager;
 
@@ -398,6 +399,10 @@ export class ContainerService {
         ...(h.BlkioWeight ? { BlkioWeight: h.BlkioWeight } : {}),
       },
       tty: c.Tty ?? false,
+      // `docker run -t` sends the terminal's size: the pty has it before the process starts.
+      ...(c.Tty && (h.ConsoleSize?.[0] ?? 0) > 0 && (h.ConsoleSize?.[1] ?? 0) > 0
+        ? { consoleSize: { height: h.ConsoleSize?.[0] ?? 0, width: h.ConsoleSize?.[1] ?? 0 } }
+        : {}),
       openStdin: c.OpenStdin ?? false,
       stdinOnce: c.StdinOnce ?? false,
       netns: net.netns ?? 'none',
@@ -524,10 +529,12 @@ export class ContainerService {
     const live = this.#liveOf(record.Id);
     this.#startHealth(record);
     live.exited = this.#deps.runtime
-      .wait(record.Id)
+      .wait(record.Id, { signal: this.#stopping.signal })
       .then(
         (status) => this.#onExit(record, status),
         async (error: unknown) => {
+          // Shutdown (live-restore): stop following, record nothing; the next daemon re-attaches.
+          if (this.#stopping.signal.aborted) return;
           this.#deps.log.warn(`lost track of container ${record.Id.slice(0, 12)}: ${String(error)}`);
           await this.#onExit(record, { exitCode: 255, oomKilled: false, finishedAt: new Date() });
         },
@@ -764,12 +771,11 @@ export class ContainerService {
         await Promise.race([live.exited, new Promise((r) => setTimeout(r, 10_000))]);
       }
       record.State.Status = 'removing';
-      if (record.RuntimeCreated) {
-        await this.#deps.runtime.delete(record.Id, { force: true }).catch((error: unknown) => {
-          if (!(isBerthError(error) && error.category === 'not-found')) throw error;
-        });
-        record.RuntimeCreated = false;
-      }
+      // Also when no runtime container exists: that drops logs kept across a failed restart.
+      await this.#deps.runtime.delete(record.Id, { force: true }).catch((error: unknown) => {
+        if (!(isBerthError(error) && error.category === 'not-found')) throw error;
+      });
+      record.RuntimeCreated = false;
       await this.#deps.networks.teardownContainer(record.Id).catch(() => undefined);
       await this.#deps.volumes.releaseMounts(record.Id, { removeAnonymous: Boolean(options.volumes) }).catch((error: unknown) =>
         this.#deps.log.warn(`releasing mounts of ${record.Id.slice(0, 12)}: ${String(error)}`),
@@ -896,6 +902,14 @@ export class ContainerService {
   }
 
   /** On shutdown: stop health checks and timers; containers keep running (live-restore). */
+  /**
+   * Stops following running containers' exits (each holds an inotify watch and a poll timer that
+   * keep the event loop alive), so a live-restore shutdown lets the process exit.
+   */
+  releaseWatchers(): void {
+    this.#stopping.abort();
+  }
+
   async shutdown(): Promise<void> {
     this.restarts.cancelAll();
     for (const live of this.#live.values()) live.health?.stop();

@@ -717,7 +717,8 @@ export function registerContainerRoutes(router: Router, s: DaemonServices): void
       const target = await resolveInRoot(root, posix.normalize(path));
       let st;
       try {
-        st = await lstat(target);
+        // The root itself may be a running container's `/proc/<pid>/root`, a symlink to follow.
+        st = target === root ? await stat(target) : await lstat(target);
       } catch (cause) {
         throw new DaemonError('NO_SUCH_PATH', 'not-found', `Could not find the file ${path} in container ${ctx.param('id')}`, { cause });
       }

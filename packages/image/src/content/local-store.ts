@@ -287,15 +287,30 @@ class LocalContentWriter implements ContentWriter {
     return `sha256:${this.hash.copy().digest('hex')}`;
   }
 
-  async write(chunk: Uint8Array): Promise<void> {
+  async write(data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     if (this.closed) throw new ImageError('INGEST_CLOSED', 'internal', `ingest ${this.ref}: write after close`);
+    const chunks: readonly Uint8Array[] = data instanceof Uint8Array ? [data] : data;
+    let length = 0;
+    for (const c of chunks) length += c.length;
     let done = 0;
-    while (done < chunk.length) {
-      const { bytesWritten } = await this.fh.write(chunk, done, chunk.length - done, this.offset + done);
-      done += bytesWritten;
+    if (chunks.length > 1) done = (await this.fh.writev(chunks as Uint8Array[], this.offset)).bytesWritten;
+    // Whatever a short (or single) write left, piece by piece.
+    let skip = done;
+    for (const chunk of chunks) {
+      if (skip >= chunk.length) {
+        skip -= chunk.length;
+        continue;
+      }
+      let at = skip;
+      skip = 0;
+      while (at < chunk.length) {
+        const { bytesWritten } = await this.fh.write(chunk, at, chunk.length - at, this.offset + done);
+        at += bytesWritten;
+        done += bytesWritten;
+      }
     }
-    this.hash.update(chunk);
-    this.offset += chunk.length;
+    for (const chunk of chunks) this.hash.update(chunk);
+    this.offset += length;
     if (this.meta.total > 0 && this.offset > this.meta.total) {
       throw new ContentVerificationError(`ingest ${this.ref}: ${this.offset} bytes written, more than the expected ${this.meta.total}`);
     }
@@ -308,7 +323,7 @@ class LocalContentWriter implements ContentWriter {
         this.write(chunk).then(() => cb(), cb);
       },
       writev: (chunks, cb) => {
-        this.write(Buffer.concat(chunks.map((c) => c.chunk as Buffer))).then(() => cb(), cb);
+        this.write(chunks.map((c) => c.chunk as Buffer)).then(() => cb(), cb);
       },
     });
   }

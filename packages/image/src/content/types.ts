@@ -49,7 +49,8 @@ export interface ContentWriter {
   status(): IngestStatus;
   /** Digest of the bytes written so far. */
   digest(): Digest;
-  write(chunk: Uint8Array): Promise<void>;
+  /** Appends bytes; an array is written in order with one vectored write (no joining copy). */
+  write(chunk: Uint8Array | readonly Uint8Array[]): Promise<void>;
   /** A Writable over `write` (for `stream.pipeline`); ends without committing. */
   stream(): Writable;
   /**

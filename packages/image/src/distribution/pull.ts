@@ -14,6 +14,7 @@ import {
 } from '@berth/oci-spec';
 import type { Descriptor, Platform, Reference } from '@berth/oci-spec';
 import { writeBlob } from '../content/local-store.js';
+import { chunksOf } from '../layer/chunks.js';
 import { ContentExistsError, IngestLockedError, InvalidImageError } from '../errors.js';
 import type { PullProgress, PullResult } from '../service/types.js';
 import type { ImageContext } from '../store/context.js';
@@ -215,7 +216,7 @@ async function download(
   } catch (err) {
     if (err instanceof ContentExistsError) {
       if (tee) {
-        for await (const c of await ctx.content.reader(layer.digest)) await feed(tee, c as Buffer);
+        for await (const c of chunksOf(await ctx.content.reader(layer.digest))) await feed(tee, c);
         if (!tee.destroyed) tee.end();
       }
       return;
@@ -228,7 +229,7 @@ async function download(
     if (offset > 0 && tee) {
       // Resumed: replay what is on disk to the unpacker first.
       const ingestData = createReadStream(ctx.content.ingestDataPath(writer.ref), { start: 0, end: offset - 1, highWaterMark: 1 << 20 });
-      for await (const c of ingestData) await feed(tee, c as Buffer);
+      for await (const c of chunksOf(ingestData)) await feed(tee, c);
     }
     if (offset < layer.size) {
       const opts: { offset?: number; signal?: AbortSignal } = {};
@@ -239,16 +240,15 @@ async function download(
       // Disk writes in ~1 MiB batches; the unpacker gets every chunk as it arrives.
       let batch: Buffer[] = [];
       let batched = 0;
-      for await (const chunk of stream) {
-        const b = chunk as Buffer;
+      for await (const b of chunksOf(stream)) {
         batch.push(b);
         batched += b.length;
         offset += b.length;
         if (tee) await feed(tee, b);
-        if (batched >= 1 << 20) {
+        if (batched >= 1 << 20 || batch.length >= 512) {
           // Write-behind: one batch on its way to disk while the next one arrives.
           await writing;
-          writing = writer.write(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch));
+          writing = writer.write(batch);
           writing.catch(() => undefined);
           batch = [];
           batched = 0;
@@ -259,7 +259,7 @@ async function download(
         }
       }
       await writing;
-      if (batched > 0) await writer.write(Buffer.concat(batch));
+      if (batched > 0) await writer.write(batch);
     }
     await writer.commit(layer.size, layer.digest);
     if (tee && !tee.destroyed) tee.end();

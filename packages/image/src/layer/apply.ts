@@ -413,6 +413,18 @@ async function writeFile_(path: string, data: Buffer | AsyncIterable<Buffer>, he
       let off = 0;
       while (off < piece.length) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;
     };
+    // One vectored write per batch (no joining copy); a short write finishes piece by piece.
+    const writev = async (pieces: Buffer[]): Promise<void> => {
+      let skip = (await fh.writev(pieces)).bytesWritten;
+      for (const piece of pieces) {
+        if (skip >= piece.length) {
+          skip -= piece.length;
+          continue;
+        }
+        await write(skip > 0 ? piece.subarray(skip) : piece);
+        skip = 0;
+      }
+    };
     if (Buffer.isBuffer(data)) await write(data);
     else {
       // Large files: coalesce pieces into ~1 MiB writes, one in flight while the next fills.
@@ -423,9 +435,9 @@ async function writeFile_(path: string, data: Buffer | AsyncIterable<Buffer>, he
         for await (const piece of data) {
           batch.push(piece);
           batched += piece.length;
-          if (batched >= 1 << 20) {
+          if (batched >= 1 << 20 || batch.length >= 512) {
             await inflight;
-            inflight = write(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch));
+            inflight = writev(batch);
             inflight.catch(() => undefined);
             batch = [];
             batched = 0;
@@ -435,7 +447,7 @@ async function writeFile_(path: string, data: Buffer | AsyncIterable<Buffer>, he
         await inflight.catch(() => undefined);
       }
       await inflight;
-      if (batched > 0) await write(Buffer.concat(batch));
+      if (batched > 0) await writev(batch);
     }
     if (chown && (header.uid !== processUid || header.gid !== processGid)) await fh.chown(header.uid, header.gid);
     await fh.chmod(header.mode);

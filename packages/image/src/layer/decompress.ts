@@ -5,6 +5,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { InvalidLayerError } from '../errors.js';
+import { chunksOf } from './chunks.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
@@ -46,9 +47,13 @@ export function createZstdDecompress(): Transform {
  */
 export async function* decompressStream(source: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>): AsyncGenerator<Buffer> {
   const it: AsyncIterator<Buffer | Uint8Array> =
-    Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : (async function* () {
-      yield* source;
-    })();
+    source instanceof Readable
+      ? chunksOf(source)
+      : Symbol.asyncIterator in source
+        ? source[Symbol.asyncIterator]()
+        : (async function* () {
+            yield* source;
+          })();
   let first: Buffer = Buffer.alloc(0);
   const pending: Buffer[] = [];
   while (first.length < 4) {
@@ -80,7 +85,7 @@ export async function* decompressStream(source: AsyncIterable<Buffer | Uint8Arra
   input.on('error', (err) => decoder.destroy(err));
   input.pipe(decoder);
   try {
-    for await (const chunk of decoder) yield chunk as Buffer;
+    for await (const chunk of chunksOf(decoder)) yield chunk;
   } catch (err) {
     if (err instanceof InvalidLayerError) throw err;
     const code = (err as { code?: string }).code;
@@ -114,9 +119,9 @@ async function* externalGunzip(binary: string, input: AsyncIterable<Buffer>): As
   });
   let finished = false;
   try {
-    for await (const chunk of child.stdout) {
+    for await (const chunk of chunksOf(child.stdout)) {
       if (inputError !== undefined) throw inputError;
-      yield chunk as Buffer;
+      yield chunk;
     }
     await feeding;
     if (inputError !== undefined) throw inputError;

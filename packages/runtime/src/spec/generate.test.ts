@@ -52,6 +52,15 @@ describe('buildRuntimeSpec', () => {
     expect(sc?.syscalls?.find((s) => s.names.includes('clone'))?.args?.[0]).toMatchObject({ op: 'SCMP_CMP_MASKED_EQ', value: 0x7e020000 });
   });
 
+  it('gives a tty its console size from the start (stty size reads it before any resize)', async () => {
+    const tty = await buildRuntimeSpec({ ...base, tty: true, consoleSize: { height: 40, width: 120 } }, ctx);
+    expect(tty.process.terminal).toBe(true);
+    expect(tty.process.consoleSize).toEqual({ height: 40, width: 120 });
+    expect(validateRuntimeSpec(tty)).toBeTruthy();
+    expect((await buildRuntimeSpec({ ...base, consoleSize: { height: 40, width: 120 } }, ctx)).process.consoleSize).toBeUndefined();
+    expect((await buildRuntimeSpec({ ...base, tty: true, consoleSize: { height: 0, width: 0 } }, ctx)).process.consoleSize).toBeUndefined();
+  });
+
   it('merges image config and run options as Docker does', () => {
     expect(resolveProcessConfig({ ...base, image: { Entrypoint: ['/e'], Cmd: ['a'] } }).args).toEqual(['/e', 'a']);
     expect(resolveProcessConfig({ ...base, image: { Entrypoint: ['/e'], Cmd: ['a'] }, config: { Cmd: ['b'] } }).args).toEqual(['/e', 'b']);

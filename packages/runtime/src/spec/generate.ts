@@ -20,6 +20,7 @@ export interface OciRuntimeSpec {
   ociVersion: string;
   process: {
     terminal: boolean;
+    consoleSize?: { height: number; width: number };
     user: { uid: number; gid: number; additionalGids?: number[] };
     args: string[];
     env: string[];
@@ -296,6 +297,9 @@ export async function buildRuntimeSpec(spec: ContainerSpec, ctx: BuildRuntimeSpe
     ociVersion: ctx.ociVersion,
     process: {
       terminal: spec.tty === true,
+      ...(spec.tty === true && spec.consoleSize && spec.consoleSize.height > 0 && spec.consoleSize.width > 0
+        ? { consoleSize: { height: spec.consoleSize.height, width: spec.consoleSize.width } }
+        : {}),
       user: { uid: ctx.user.uid, gid: ctx.user.gid, ...(ctx.user.additionalGids.length > 0 ? { additionalGids: ctx.user.additionalGids } : {}) },
       args,
       env,

@@ -128,6 +128,12 @@ export interface ContainerSpec {
   config?: ContainerConfigOverrides;
   hostConfig?: HostConfigOptions;
   tty?: boolean;
+  /**
+   * The terminal's size from its first moment (with `tty`), as `docker run -t` asks with
+   * `HostConfig.ConsoleSize`; without it the pty starts at 0x0 until a resize arrives, and a
+   * program that reads it first (`stty size`) fails.
+   */
+  consoleSize?: { height: number; width: number };
   openStdin?: boolean;
   /** Close the container's stdin when the first attached client half-closes (`docker run -i`). */
   stdinOnce?: boolean;

@@ -554,35 +554,24 @@ function parseDigestOrThrow(digest: string): { algorithm: 'sha256' | 'sha512'; e
   }
 }
 
-/** Size of the buffers upload bytes are gathered in before they are hashed and written. */
-const SINK_BUFFER_BYTES = 4 * 1024 * 1024;
-/** Gather buffers kept for reuse by later uploads (allocating and faulting in 4 MiB costs). */
-const sinkBufferPool: Buffer[] = [];
-const SINK_BUFFER_POOL_MAX = 4;
-
-function takeSinkBuffer(): Buffer {
-  return sinkBufferPool.pop() ?? Buffer.allocUnsafeSlow(SINK_BUFFER_BYTES);
-}
-
-function returnSinkBuffer(buffer: Buffer): void {
-  if (sinkBufferPool.length < SINK_BUFFER_POOL_MAX) sinkBufferPool.push(buffer);
-}
+/** Upload bytes are appended in batches of about this many bytes (one writev each). */
+const SINK_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
- * Where upload bytes go. Request bodies arrive in small pieces (tens of KiB, one per HTTP chunk);
- * the sink copies them into one of two 4 MiB buffers and, each time one is full, hashes it (when a
- * running hash is kept) and appends it to the file while the other fills — a few dozen writes for
- * a large layer instead of one thread-pool round trip per piece. A buffer is refilled only once its
- * write has completed. With `syncEvery`, an fdatasync starts (without holding up the writes) each
- * time that many bytes have been appended since the last one, so writeback overlaps the transfer
- * and the fsync at commit only has the tail left. On `_final` and on `_destroy` (a client that went
- * away midway) whatever was gathered is written, so the bytes that arrived stay in the file.
+ * Where upload bytes go. Request bodies arrive in small pieces (tens of KiB, one per HTTP chunk,
+ * each a fresh buffer the sink may keep); the sink hashes each piece (when a running hash is kept)
+ * and collects them, and appends a batch of about 4 MiB with one `writev` while the next batch
+ * collects — a few dozen thread-pool round trips for a large layer instead of one per piece, and
+ * no copy. At most one write is in flight, so the file grows in order. With `syncEvery`, an
+ * fdatasync starts (without holding up the writes) each time that many bytes have been appended
+ * since the last one, so writeback overlaps the transfer and the fsync at commit only has the tail
+ * left. On `_final`, and via `settle()` after a failure, whatever was collected is written, so the
+ * bytes that arrived stay in the file.
  */
 class UploadSink extends Writable {
-  private readonly buffers: Array<Buffer | undefined> = [undefined, undefined];
-  private current = 0;
-  private fill = 0;
-  /** The write of the buffer that is not `current`. */
+  private batch: Buffer[] = [];
+  private batched = 0;
+  /** The write in flight. */
   private flushing: Promise<void> = Promise.resolve();
   private error: Error | undefined;
   private unsynced = 0;
@@ -597,42 +586,29 @@ class UploadSink extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    let offset = 0;
-    const step = (): void => {
-      while (offset < chunk.length) {
-        const buffer = (this.buffers[this.current] ??= takeSinkBuffer());
-        const copied = chunk.copy(buffer, this.fill, offset);
-        this.fill += copied;
-        offset += copied;
-        if (this.fill === buffer.length) {
-          this.flushing.then(() => {
-            if (this.error) return callback(this.error);
-            // Destroyed meanwhile: _destroy writes what is gathered; add nothing more.
-            if (this.destroyed) return callback();
-            this.rotate();
-            step();
-          }, callback);
-          return;
-        }
-      }
+    if (this.error) return callback(this.error);
+    if (this.running) {
+      this.running.hash.update(chunk);
+      this.running.size += chunk.length;
+    }
+    this.batch.push(chunk);
+    this.batched += chunk.length;
+    if (this.batched < SINK_BATCH_BYTES) return callback();
+    // A full batch: start it once the previous write has completed.
+    this.flushing.then(() => {
+      this.flush();
       callback(this.error ?? null);
-    };
-    step();
+    }, callback);
   }
 
-  /** Starts writing the current buffer (the other one's write has completed) and switches. */
-  private rotate(): void {
-    const buffer = this.buffers[this.current];
-    const length = this.fill;
-    this.current ^= 1;
-    this.fill = 0;
-    if (!buffer || length === 0) return;
-    const bytes = length === buffer.length ? buffer : buffer.subarray(0, length);
-    if (this.running) {
-      this.running.hash.update(bytes);
-      this.running.size += length;
-    }
-    this.flushing = this.writeAll(bytes).then(
+  /** Starts appending the collected batch (the previous write has completed). */
+  private flush(): void {
+    if (this.batched === 0) return;
+    const buffers = this.batch;
+    const length = this.batched;
+    this.batch = [];
+    this.batched = 0;
+    this.flushing = this.writeAll(buffers, length).then(
       () => this.maybeSync(length),
       (error: Error) => {
         this.error ??= error;
@@ -640,12 +616,23 @@ class UploadSink extends Writable {
     );
   }
 
-  private async writeAll(bytes: Buffer): Promise<void> {
-    let done = 0;
-    while (done < bytes.length) {
-      const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done);
-      if (bytesWritten === 0) throw new Error(`short write: ${done} of ${bytes.length} bytes`);
-      done += bytesWritten;
+  private async writeAll(buffers: Buffer[], length: number): Promise<void> {
+    const { bytesWritten } = await this.handle.writev(buffers);
+    if (bytesWritten === length) return;
+    // A short writev (rare): write the rest piece by piece.
+    let skip = bytesWritten;
+    for (const buffer of buffers) {
+      if (skip >= buffer.length) {
+        skip -= buffer.length;
+        continue;
+      }
+      let done = skip;
+      skip = 0;
+      while (done < buffer.length) {
+        const { bytesWritten: n } = await this.handle.write(buffer, done, buffer.length - done);
+        if (n === 0) throw new Error(`short write appending ${length} bytes`);
+        done += n;
+      }
     }
   }
 
@@ -667,7 +654,7 @@ class UploadSink extends Writable {
 
   private drained: Promise<void> | undefined;
 
-  /** Writes what is gathered, waits for writes and the sync in flight, and frees the buffers. */
+  /** Writes what is collected, waits for the write and the sync in flight. */
   private drainAll(): Promise<void> {
     this.drained ??= (async () => {
       // A pending _write may start one more write when the current one completes; wait it out.
@@ -675,29 +662,20 @@ class UploadSink extends Writable {
         await f;
         if (f === this.flushing) break;
       }
-      this.rotate();
+      this.flush();
       await this.flushing;
       while (this.syncing) await this.syncing;
-      for (const buffer of this.buffers) if (buffer) returnSinkBuffer(buffer);
-      this.buffers[0] = this.buffers[1] = undefined;
     })();
     return this.drained;
   }
 
-  /** Resolves once everything gathered has been written (after a failure too). */
+  /** Resolves once everything collected has been written (after a failure too). */
   settle(): Promise<void> {
     return this.drainAll().catch(() => undefined);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
     this.drainAll().then(() => callback(this.error ?? null), callback);
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.drainAll().then(
-      () => callback(error),
-      () => callback(error),
-    );
   }
 }
 
