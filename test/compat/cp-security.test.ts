@@ -111,6 +111,10 @@ describePrivileged('compat: docker cp stays inside the container', () => {
     expect(put.code, put.stderr).toBe(0);
     expect((await cli(['exec', 'cpsec', 'cat', '/data/tree/sub/a.txt'])).stdout).toBe('a\n');
     expect((await cli(['exec', 'cpsec', 'stat', '-c', '%u:%g %a', '/data/tree/sub/a.txt'])).stdout.trim()).toMatch(/^0:0 6[46][44]$/);
+    // Into the root itself (a running container's root is /proc/<pid>/root, a link).
+    const atRoot = await cli(['cp', join(dir, 'sub', 'a.txt'), 'cpsec:/']);
+    expect(atRoot.code, atRoot.stderr).toBe(0);
+    expect((await cli(['exec', 'cpsec', 'cat', '/a.txt'])).stdout).toBe('a\n');
     const back = join(work, 'back');
     const get = await cli(['cp', 'cpsec:/data', back]);
     expect(get.code, get.stderr).toBe(0);

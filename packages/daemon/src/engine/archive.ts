@@ -99,12 +99,13 @@ function entryName(path: string): string | undefined {
 async function mkdirInRoot(root: string, dir: string, depth = 0): Promise<void> {
   if (depth > 255) throw new DaemonError('TOO_MANY_LINKS', 'invalid', `too many levels of symbolic links: ${dir}`);
   const host = await resolveInRoot(root, dir, true);
+  // The container path the link chain resolved to (host is always root + that path). The root
+  // itself exists (and may be /proc/<pid>/root, a link lstat would not call a directory).
+  const resolved = '/' + host.slice(join(root).length).replace(/^\/+/, '');
+  if (resolved === '/') return;
   const st = await lstat(host).catch(() => undefined);
   if (st?.isDirectory()) return;
   if (st) throw new DaemonError('NOT_A_DIRECTORY', 'invalid', `not a directory: ${dir}`);
-  // The container path the link chain resolved to (host is always root + that path).
-  const resolved = '/' + host.slice(join(root).length).replace(/^\/+/, '');
-  if (resolved === '/') return;
   await mkdirInRoot(root, posix.dirname(resolved), depth + 1);
   await mkdir(host, { mode: 0o755 }).catch((e: NodeJS.ErrnoException) => {
     if (e.code !== 'EEXIST') throw e;

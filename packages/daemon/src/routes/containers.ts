@@ -351,7 +351,8 @@ async function pathStat(root: string, path: string): Promise<{ host: string; hea
   const host = await resolveInRoot(root, path, false);
   let st;
   try {
-    st = await lstat(host);
+    // The root itself may be /proc/<pid>/root (a link): stat it, it is the container's "/".
+    st = host === root ? await stat(host) : await lstat(host);
   } catch (cause) {
     throw new DaemonError('NO_SUCH_PATH', 'not-found', `Could not find the file ${path} in container`, { cause });
   }
