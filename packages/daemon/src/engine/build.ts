@@ -15,6 +15,13 @@ export interface BuildRequest {
   quiet: boolean;
   platform?: string;
   networkMode?: string;
+  /** Images whose build history seeds the cache (`cachefrom`). */
+  cacheFrom: string[];
+  /**
+   * Secrets for `RUN --mount=type=secret,id=…`, by id, from the `X-Berth-Build-Secrets` header:
+   * no session protocol is needed, and they never reach a layer, the history or a cache key.
+   */
+  secrets: Record<string, Uint8Array>;
   /** Decoded X-Registry-Config: registry host → credentials. */
   auths: Record<string, { username?: string; password?: string; identitytoken?: string }>;
   onMessage: (message: BuildMessage) => void;

@@ -69,6 +69,8 @@ export async function openLegacyBuilder(options: {
           tags: request.tags,
           labels: request.labels,
           noCache: request.noCache,
+          ...(request.cacheFrom.length > 0 ? { cacheFrom: request.cacheFrom } : {}),
+          ...(Object.keys(request.secrets).length > 0 ? { secrets: request.secrets } : {}),
           ...(request.platform ? { platform: request.platform } : {}),
           ...(request.networkMode === 'host' || request.networkMode === 'none' ? { network: request.networkMode } : {}),
           onEvent,

@@ -23,6 +23,33 @@ export function decodeAuthHeader(value: string | string[] | undefined): Record<s
   }
 }
 
+/**
+ * Build secrets from `X-Berth-Build-Secrets`: base64 (either alphabet) of a JSON object mapping
+ * each secret id to its value in base64. A plain header rather than BuildKit's session protocol,
+ * so any HTTP client can pass secrets to `RUN --mount=type=secret`.
+ */
+export function buildSecrets(value: string | string[] | undefined): Record<string, Uint8Array> {
+  const raw = Array.isArray(value) ? value[0] : value;
+  if (!raw) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(raw, 'base64').toString('utf8'));
+  } catch (cause) {
+    throw new InvalidParameterError('invalid X-Berth-Build-Secrets header: expected base64 of a JSON object {"id": "<base64 value>"}', { cause });
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new InvalidParameterError('invalid X-Berth-Build-Secrets header: expected a JSON object {"id": "<base64 value>"}');
+  }
+  const secrets: Record<string, Uint8Array> = {};
+  for (const [id, v] of Object.entries(parsed)) {
+    if (typeof v !== 'string' || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(v)) {
+      throw new InvalidParameterError(`invalid X-Berth-Build-Secrets header: the value of secret "${id}" must be a base64 string`);
+    }
+    secrets[id] = new Uint8Array(Buffer.from(v, 'base64'));
+  }
+  return secrets;
+}
+
 function registryAuth(ctx: ApiContext): RegistryAuth | undefined {
   const decoded = decodeAuthHeader(ctx.headers['x-registry-auth']);
   if (!decoded) return undefined;
@@ -407,7 +434,7 @@ export function registerImageRoutes(router: Router, s: DaemonServices): void {
     const buildArgs = parseJsonParam('buildargs', (v) => validateStringMap(Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== null))), {});
     const labels = parseJsonParam('labels', validateStringMap, {});
     const cacheFrom = parseJsonParam('cachefrom', validateStringArray, []);
-    void cacheFrom;
+    const secrets = buildSecrets(ctx.headers['x-berth-build-secrets']);
     const tags = ctx.query.getAll('t');
     for (const t of tags) {
       try {
@@ -436,6 +463,8 @@ export function registerImageRoutes(router: Router, s: DaemonServices): void {
         ...(platform ? { platform } : {}),
         ...(networkMode ? { networkMode } : {}),
         noCache: boolValue(ctx.query, 'nocache'),
+        cacheFrom,
+        secrets,
         pull: boolValue(ctx.query, 'pull'),
         quiet,
         auths,
