@@ -151,6 +151,15 @@ export async function startBerthd(): Promise<Engine> {
       if (!closed) console.warn('berthd close() did not finish within 20 s (open connections?); removing its directories anyway');
       unmountUnder(dir);
       await rm(dir, { recursive: true, force: true }).catch((error: unknown) => console.warn(`could not remove ${dir}: ${(error as Error).message}`));
+      // The bridges, firewall table and cgroup parent belong to this engine only; berthd leaves
+      // them in place on close (live-restore), so the test removes them.
+      const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout ?? '';
+      for (const match of links.matchAll(/^\d+: ([^:@]+)/gm)) {
+        const name = match[1] ?? '';
+        if (name === `bct${tag}` || name.startsWith(`bc${tag}`)) spawnSync('ip', ['link', 'del', name], { stdio: 'ignore' });
+      }
+      spawnSync('nft', ['delete', 'table', 'inet', `berth_ct_${tag}`], { stdio: 'ignore' });
+      spawnSync('sh', ['-c', `for c in /sys/fs/cgroup/berth-client-test-${tag} /sys/fs/cgroup/*/berth-client-test-${tag}; do [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \\; ; done; true`], { stdio: 'ignore' });
     },
   };
 }
