@@ -78,14 +78,14 @@ describePrivileged('runtime: security defaults inside a real container', () => {
         hostname: 'box1',
         resolvConf: 'nameserver 192.0.2.53\n',
         netns: 'none',
-        config: { User: 'berth', WorkingDir: '/work/dir' },
+        config: { User: 'berth', WorkingDir: '/srv/app' },
         hostConfig: { CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'], ReadonlyRootfs: true, Tmpfs: { '/scratch': 'mode=1777' }, Ulimits: [{ Name: 'nofile', Soft: 512, Hard: 1024 }] },
       },
     );
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/CapEff:\s+0000000000000000/);
     expect(lines[1]).toMatch(/NoNewPrivs:\s+1/);
-    expect(lines.slice(2, 9)).toEqual(['ro=1', 'tmpfs-ok', '1000', '1000', 'box1', 'box1', '/work/dir']);
+    expect(lines.slice(2, 9)).toEqual(['ro=1', 'tmpfs-ok', '1000', '1000', 'box1', 'box1', '/srv/app']);
     expect(lines[9]).toMatch(/Max open files\s+512\s+1024/);
     expect(lines.slice(10)).toEqual(['1', 'nameserver 192.0.2.53', 'lo']); // hosts names the hostname; only lo
   });

@@ -162,7 +162,7 @@ describePrivileged('Dockerfile instructions and flags', () => {
         'RUN ["/bin/sh", "-c", "echo exec:$GREETING:$FLAVOUR > /exec"]',
         'SHELL ["/bin/sh", "-ec"]',
         'RUN echo "$0 $-" > /shell',
-        'WORKDIR /work/dir',
+        'WORKDIR /srv/app',
         'RUN pwd > here',
         'USER berth:audio',
         'RUN id > /tmp/id',
@@ -173,7 +173,7 @@ describePrivileged('Dockerfile instructions and flags', () => {
     );
     expect(await file(r, '/exec')).toBe('exec:hi:spicy\n');
     expect(await file(r, '/shell')).toMatch(/^\/bin\/sh .*e/);
-    expect(await file(r, '/work/dir/here')).toBe('/work/dir\n');
+    expect(await file(r, '/srv/app/here')).toBe('/srv/app\n');
     expect(await file(r, '/tmp/id')).toMatch(/^uid=1000\(berth\) gid=29\(audio\)/);
     expect(await file(r, '/proxy')).toBe('proxy=http://proxy.invalid:3128\n');
     const history = (r.config.history ?? []).map((x) => x.created_by ?? '');
