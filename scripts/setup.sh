@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 
 # What berth and its tests use from the distribution: OCI runtimes and the monitor, the busybox
 # binary that test images are built from, independent tools for compatibility tests (skopeo,
-# umoci, Docker's reference registry), firewall and network tools, and a small init.
+# umoci, Docker's reference registry, Docker's own dockerd as the reference engine the client and
+# CLI tests also run against), firewall and network tools, a small init, gcc for the runtime's
+# attach helper, xattr tools, and the decompressors the builder's ADD uses.
 APT_PACKAGES=(
-  ca-certificates curl iproute2 util-linux procps tmux
+  ca-certificates curl iproute2 util-linux procps tmux xz-utils bzip2
   runc crun conmon tini catatonit gcc libc6-dev
   iptables nftables
   busybox-static skopeo umoci docker-registry docker.io attr isal
