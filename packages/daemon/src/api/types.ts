@@ -200,17 +200,19 @@ export interface VolumeCreateBody {
   Labels?: Record<string, string> | null;
 }
 
-export interface ContainerUpdateBody {
-  Memory?: number;
-  MemoryReservation?: number;
-  MemorySwap?: number;
-  NanoCpus?: number;
-  CpuShares?: number;
-  CpuPeriod?: number;
-  CpuQuota?: number;
-  CpusetCpus?: string;
-  CpusetMems?: string;
-  PidsLimit?: number | null;
-  BlkioWeight?: number;
-  RestartPolicy?: RestartPolicy;
-}
+/** `POST /containers/{id}/update`: the live-updatable resources of HostConfig, and the restart policy. */
+export type ContainerUpdateBody = Pick<
+  HostConfig,
+  | 'Memory'
+  | 'MemoryReservation'
+  | 'MemorySwap'
+  | 'NanoCpus'
+  | 'CpuShares'
+  | 'CpuPeriod'
+  | 'CpuQuota'
+  | 'CpusetCpus'
+  | 'CpusetMems'
+  | 'PidsLimit'
+  | 'BlkioWeight'
+  | 'RestartPolicy'
+>;
