@@ -11,8 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-15}
-BERTH="node packages/cli/dist/bin.js"
-[ -f packages/cli/dist/bin.js ] || { (cd packages/client && npx tsup >/dev/null) && (cd packages/cli && npx tsup >/dev/null); }
+BERTH="node packages/cli/dist/bin.cjs"
+[ -f packages/cli/dist/bin.cjs ] || { (cd packages/client && npx tsup >/dev/null) && (cd packages/cli && npx tsup >/dev/null); }
 command -v docker >/dev/null || { echo "bench/cli.sh: the docker CLI is needed for the comparison" >&2; exit 1; }
 
 tmp=$(mktemp -d /tmp/berth-bench-cli.XXXXXX)

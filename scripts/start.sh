@@ -15,9 +15,9 @@ export BERTH_HOST="unix://$SOCKET"
 
 # `berth` on the PATH, pointing at this checkout (only if the name is free or already ours).
 if [ "$(id -u)" -eq 0 ] && { [ ! -e /usr/local/bin/berth ] || [ -L /usr/local/bin/berth ]; }; then
-  ln -sf "$repo/packages/cli/dist/bin.js" /usr/local/bin/berth
+  ln -sf "$repo/packages/cli/dist/bin.cjs" /usr/local/bin/berth
 fi
-berth() { node "$repo/packages/cli/dist/bin.js" "$@"; }
+berth() { node "$repo/packages/cli/dist/bin.cjs" "$@"; }
 
 ping_daemon() { curl -sf --max-time 2 --unix-socket "$SOCKET" http://berth/_ping >/dev/null 2>&1; }
 
@@ -25,7 +25,7 @@ if ping_daemon; then
   echo "start: berthd is already running on $SOCKET"
 else
   echo "start: starting berthd on $SOCKET (log: $LOG)"
-  nohup setsid node "$repo/packages/cli/dist/bin.js" daemon -H "unix://$SOCKET" >>"$LOG" 2>&1 < /dev/null &
+  nohup setsid node "$repo/packages/cli/dist/bin.cjs" daemon -H "unix://$SOCKET" >>"$LOG" 2>&1 < /dev/null &
   for _ in $(seq 1 60); do ping_daemon && break; sleep 0.5; done
   if ! ping_daemon; then
     echo "start: berthd did not answer on $SOCKET within 30 s; its log ($LOG) ends with:" >&2

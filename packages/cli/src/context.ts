@@ -29,7 +29,10 @@ export function createCli(host: string | undefined): Cli {
   return {
     stdout: process.stdout,
     stderr: process.stderr,
-    stdin: process.stdin,
+    // A getter: touching process.stdin builds its stream (and loads fs streams) — most commands never read it.
+    get stdin() {
+      return process.stdin;
+    },
     host,
     client() {
       client ??= import('@berth/client').then(({ BerthClient }) => new BerthClient({ host, jsonTransport: 'http', userAgent: 'berth-cli/0.1.0' }));

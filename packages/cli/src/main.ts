@@ -10,7 +10,7 @@ import type { ProgramState } from './program.js';
  */
 export async function main(argv: string[]): Promise<number> {
   const state: ProgramState = { exitCode: 0 };
-  const program = buildProgram(state);
+  const program = buildProgram(state, firstOperand(argv.slice(2)));
   program.exitOverride();
   program.configureOutput({
     writeErr: (text) => process.stderr.write(text),
@@ -42,6 +42,20 @@ export async function main(argv: string[]): Promise<number> {
     // Let pooled keep-alive sockets go so the process can exit at once.
     await state.cli?.dispose();
   }
+}
+
+/**
+ * The command name on a command line: the first word that is not a global option (or a global
+ * option's value). `-H x ps` → `ps`; `--help` → undefined (help needs the whole tree).
+ */
+export function firstOperand(args: readonly string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '-H' || arg === '--host' || arg === '-l' || arg === '--log-level') i++;
+    else if (arg === '-h' || arg === '--help') return undefined;
+    else if (!arg.startsWith('-')) return arg;
+  }
+  return undefined;
 }
 
 function allCommands(cmd: import('commander').Command): import('commander').Command[] {

@@ -27,7 +27,11 @@ export interface ProgramState {
   cli?: Cli;
 }
 
-export function buildProgram(state: ProgramState = { exitCode: 0 }): Command {
+/**
+ * Builds the command tree. With `only` (the first operand of the command line), just that
+ * top-level command is built when it is one — the rest is never needed to run it.
+ */
+export function buildProgram(state: ProgramState = { exitCode: 0 }, only?: string): Command {
   const program = new Command('berth');
   program
     .description('A self-sufficient runtime for containers — docker-compatible commands against berthd')
@@ -299,241 +303,336 @@ export function buildProgram(state: ProgramState = { exitCode: 0 }): Command {
       .action(act('image', 'history'));
 
   // ---------------- top level, docker's order ----------------
-  run(program.command('run').usage('[OPTIONS] IMAGE [COMMAND] [ARG...]'));
-  exec(program.command('exec').usage('[OPTIONS] CONTAINER COMMAND [ARG...]'));
-  ps(program.command('ps').usage('[OPTIONS]'));
-  build(program.command('build').usage('[OPTIONS] PATH | -'));
-  pull(program.command('pull').usage('[OPTIONS] NAME[:TAG|@DIGEST]'));
-  push(program.command('push').usage('[OPTIONS] NAME[:TAG]'));
-  images(program.command('images').usage('[OPTIONS] [REPOSITORY[:TAG]]'));
-  program
-    .command('login')
-    .description('Authenticate to a registry')
-    .argument('[server]')
-    .option('-p, --password <string>', 'Password')
-    .option('--password-stdin', 'Take the password from stdin')
-    .option('-u, --username <string>', 'Username')
-    .action(act('system', 'login'));
-  program.command('logout').description('Log out from a registry').argument('[server]').action(act('system', 'logout'));
-  program.command('version').description('Show the berth version information').option('-f, --format <string>', 'Format output using a custom template').action(act('meta', 'version'));
-  program.command('info').description('Display system-wide information').option('-f, --format <string>', 'Format output using a custom template').action(act('system', 'info'));
-
-  attach(program.command('attach'));
-  commit(program.command('commit'));
-  cp(program.command('cp'));
-  create(program.command('create').usage('[OPTIONS] IMAGE [COMMAND] [ARG...]'));
-  diff(program.command('diff'));
-  program
-    .command('events')
-    .description('Get real time events from the server')
-    .option('-f, --filter <filter>', 'Filter output based on conditions provided', collect)
-    .option('--format <string>', 'Format output using a custom template')
-    .option('--since <string>', 'Show all events created since timestamp')
-    .option('--until <string>', 'Stream events until this timestamp')
-    .action(act('system', 'events'));
-  exportCmd(program.command('export'));
-  history(program.command('history'));
-  importCmd(program.command('import'));
-  inspect(program.command('inspect'));
-  kill(program.command('kill'));
-  load(program.command('load'));
-  logs(program.command('logs'));
-  pause(program.command('pause'));
-  port(program.command('port'));
-  rename(program.command('rename'));
-  stopLike(program.command('restart'), 'Restart one or more containers', 'restart');
-  rm(program.command('rm'));
-  rmi(program.command('rmi'));
-  save(program.command('save'));
-  start(program.command('start'));
-  stats(program.command('stats'));
-  stopLike(program.command('stop'), 'Stop one or more running containers', 'stop');
-  tag(program.command('tag'));
-  top(program.command('top'));
-  unpause(program.command('unpause'));
-  update(program.command('update'));
-  wait(program.command('wait'));
-
-  // ---------------- management commands ----------------
-  const container = program.command('container').description('Manage containers');
-  attach(container.command('attach'));
-  commit(container.command('commit'));
-  cp(container.command('cp'));
-  create(container.command('create'));
-  diff(container.command('diff'));
-  exec(container.command('exec'));
-  exportCmd(container.command('export'));
-  inspect(container.command('inspect'));
-  kill(container.command('kill'));
-  logs(container.command('logs'));
-  ps(container.command('ls').aliases(['ps', 'list']));
-  pause(container.command('pause'));
-  port(container.command('port'));
-  prune(container.command('prune'), 'all stopped containers', 'container');
-  rename(container.command('rename'));
-  stopLike(container.command('restart'), 'Restart one or more containers', 'restart');
-  rm(container.command('rm').aliases(['remove']));
-  run(container.command('run'));
-  start(container.command('start'));
-  stats(container.command('stats'));
-  stopLike(container.command('stop'), 'Stop one or more running containers', 'stop');
-  top(container.command('top'));
-  unpause(container.command('unpause'));
-  update(container.command('update'));
-  wait(container.command('wait'));
-
-  const image = program.command('image').description('Manage images');
-  build(image.command('build'));
-  history(image.command('history'));
-  importCmd(image.command('import'));
-  inspect(image.command('inspect'));
-  load(image.command('load'));
-  images(image.command('ls').aliases(['list']));
-  prune(image.command('prune').option('-a, --all', 'Remove all unused images, not just dangling ones'), 'unused images', 'image');
-  pull(image.command('pull'));
-  push(image.command('push'));
-  rmi(image.command('rm').aliases(['remove']));
-  save(image.command('save'));
-  tag(image.command('tag'));
-
-  const network = program.command('network').description('Manage networks');
-  network
-    .command('connect')
-    .description('Connect a container to a network')
-    .argument('<network>')
-    .argument('<container>')
-    .option('--alias <strings>', 'Add network-scoped alias for the container', collect)
-    .option('--ip <string>', 'IPv4 address (e.g., "172.30.100.104")')
-    .action(act('network', 'connect'));
-  network
-    .command('create')
-    .description('Create a network')
-    .argument('<network>')
-    .option('-d, --driver <string>', 'Driver to manage the Network', 'bridge')
-    .option('--gateway <strings>', 'IPv4 or IPv6 Gateway for the master subnet', collect)
-    .option('--internal', 'Restrict external access to the network')
-    .option('--attachable', 'Enable manual container attachment')
-    .option('--ipv6', 'Enable or disable IPv6 networking')
-    .option('--ip-range <strings>', 'Allocate container ip from a sub-range', collect)
-    .option('--label <list>', 'Set metadata on a network', collect)
-    .option('-o, --opt <map>', 'Set driver specific options', collect)
-    .option('--subnet <strings>', 'Subnet in CIDR format that represents a network segment', collect)
-    .action(act('network', 'create'));
-  network
-    .command('disconnect')
-    .description('Disconnect a container from a network')
-    .argument('<network>')
-    .argument('<container>')
-    .option('-f, --force', 'Force the container to disconnect from a network')
-    .action(act('network', 'disconnect'));
-  network
-    .command('inspect')
-    .description('Display detailed information on one or more networks')
-    .argument('<network...>')
-    .option('-f, --format <string>', 'Format output using a custom template')
-    .action(act('network', 'inspect'));
-  network
-    .command('ls')
-    .aliases(['list'])
-    .description('List networks')
-    .option('-f, --filter <filter>', 'Provide filter values (e.g. "driver=bridge")', collect)
-    .option('--format <string>', 'Format output using a custom template')
-    .option('--no-trunc', 'Do not truncate the output')
-    .option('-q, --quiet', 'Only display network IDs')
-    .action(act('network', 'ls'));
-  prune(network.command('prune'), 'all unused networks', 'network');
-  network.command('rm').aliases(['remove']).description('Remove one or more networks').argument('<network...>').option('-f, --force', 'Do not error if the network does not exist').action(act('network', 'rm'));
-
-  const volume = program.command('volume').description('Manage volumes');
-  volume
-    .command('create')
-    .description('Create a volume')
-    .argument('[volume]')
-    .option('-d, --driver <string>', 'Specify volume driver name', 'local')
-    .option('--label <list>', 'Set metadata for a volume', collect)
-    .option('-o, --opt <map>', 'Set driver specific options', collect)
-    .action(act('volume', 'create'));
-  volume.command('inspect').description('Display detailed information on one or more volumes').argument('<volume...>').option('-f, --format <string>', 'Format output using a custom template').action(act('volume', 'inspect'));
-  volume
-    .command('ls')
-    .aliases(['list'])
-    .description('List volumes')
-    .option('-f, --filter <filter>', "Provide filter values (e.g. 'dangling=true')", collect)
-    .option('--format <string>', 'Format output using a custom template')
-    .option('-q, --quiet', 'Only display volume names')
-    .action(act('volume', 'ls'));
-  prune(volume.command('prune').option('-a, --all', 'Remove all unused volumes, not just anonymous ones'), 'unused local volumes', 'volume');
-  volume.command('rm').aliases(['remove']).description('Remove one or more volumes').argument('<volume...>').option('-f, --force', 'Force the removal of one or more volumes').action(act('volume', 'rm'));
-  volume
-    .command('export')
-    .description("Write a volume's contents as a tar archive (to STDOUT by default)")
-    .argument('<volume>')
-    .option('-o, --output <string>', 'Write to a file, instead of STDOUT')
-    .option('--image <string>', 'A local image for the helper container that mounts the volume (never started)', 'busybox')
-    .action(act('volume', 'exportVolume'));
-  volume
-    .command('import')
-    .description('Fill a volume from a tar archive (from STDIN by default); creates the volume if needed')
-    .argument('<volume>')
-    .argument('[file]')
-    .option('--image <string>', 'A local image for the helper container that mounts the volume (never started)', 'busybox')
-    .action(act('volume', 'importVolume'));
-
-  const system = program.command('system').description('Manage berth');
-  system
-    .command('df')
-    .description('Show docker disk usage')
-    .option('--format <string>', 'Format output using a custom template')
-    .option('-v, --verbose', 'Show detailed information on space usage')
-    .action(act('system', 'df'));
-  system
-    .command('events')
-    .description('Get real time events from the server')
-    .option('-f, --filter <filter>', 'Filter output based on conditions provided', collect)
-    .option('--format <string>', 'Format output using a custom template')
-    .option('--since <string>', 'Show all events created since timestamp')
-    .option('--until <string>', 'Stream events until this timestamp')
-    .action(act('system', 'events'));
-  system.command('info').description('Display system-wide information').option('-f, --format <string>', 'Format output using a custom template').action(act('system', 'info'));
-  system
-    .command('prune')
-    .description('Remove unused data')
-    .option('-a, --all', 'Remove all unused images not just dangling ones')
-    .option('--filter <filter>', 'Provide filter values (e.g. "label=<key>=<value>")', collect)
-    .option('-f, --force', 'Do not prompt for confirmation')
-    .option('--volumes', 'Prune anonymous volumes')
-    .action(act('system', 'prune'));
-
-  // ---------------- berth's own ----------------
-  program
-    .command('daemon')
-    .description('Run berthd, the Docker Engine API server, in the foreground (flags: berthd --help)')
-    .helpOption(false)
-    .allowUnknownOption(true)
-    .allowExcessArguments(true)
-    .argument('[flags...]')
-    .passThroughOptions()
-    .action(act('serve', 'daemon'));
-  const registry = program.command('registry').description('Run a private OCI registry');
-  registry
-    .command('serve')
-    .description('Serve an OCI distribution registry from a directory')
-    .option('--addr <host:port>', 'Address to listen on', '127.0.0.1:5000')
-    .requiredOption('--root <dir>', 'Directory holding the registry content')
-    .option('--htpasswd <file>', 'htpasswd file (bcrypt) enabling basic auth')
-    .option('--tls-cert <file>', 'TLS certificate (PEM)')
-    .option('--tls-key <file>', 'TLS private key (PEM)')
-    .action(act('serve', 'registry'));
-  program
-    .command('completion')
-    .description('Generate the autocompletion script for the specified shell')
-    .addArgument(new CommanderArgument('<shell>', 'bash or zsh').choices(['bash', 'zsh']))
-    .action(act('meta', 'completion'));
-  program
-    .command('docs', { hidden: true })
-    .description('Write the CLI reference (docs/cli/*.md) from this command tree')
-    .argument('<dir>')
-    .action(act('meta', 'docs'));
+  // Top-level commands are registered on demand: `berth ps` builds only `ps` (commander spends
+  // most of a short command's start building options); help and unknown names build them all.
+  const topLevel: [string, () => void][] = [
+    ['run', () => {
+      run(program.command('run').usage('[OPTIONS] IMAGE [COMMAND] [ARG...]'));
+    }],
+    ['exec', () => {
+      exec(program.command('exec').usage('[OPTIONS] CONTAINER COMMAND [ARG...]'));
+    }],
+    ['ps', () => {
+      ps(program.command('ps').usage('[OPTIONS]'));
+    }],
+    ['build', () => {
+      build(program.command('build').usage('[OPTIONS] PATH | -'));
+    }],
+    ['pull', () => {
+      pull(program.command('pull').usage('[OPTIONS] NAME[:TAG|@DIGEST]'));
+    }],
+    ['push', () => {
+      push(program.command('push').usage('[OPTIONS] NAME[:TAG]'));
+    }],
+    ['images', () => {
+      images(program.command('images').usage('[OPTIONS] [REPOSITORY[:TAG]]'));
+    }],
+    ['login', () => {
+      program
+        .command('login')
+        .description('Authenticate to a registry')
+        .argument('[server]')
+        .option('-p, --password <string>', 'Password')
+        .option('--password-stdin', 'Take the password from stdin')
+        .option('-u, --username <string>', 'Username')
+        .action(act('system', 'login'));
+    }],
+    ['logout', () => {
+      program.command('logout').description('Log out from a registry').argument('[server]').action(act('system', 'logout'));
+    }],
+    ['version', () => {
+      program.command('version').description('Show the berth version information').option('-f, --format <string>', 'Format output using a custom template').action(act('meta', 'version'));
+    }],
+    ['info', () => {
+      program.command('info').description('Display system-wide information').option('-f, --format <string>', 'Format output using a custom template').action(act('system', 'info'));
+    }],
+    ['attach', () => {
+      attach(program.command('attach'));
+    }],
+    ['commit', () => {
+      commit(program.command('commit'));
+    }],
+    ['cp', () => {
+      cp(program.command('cp'));
+    }],
+    ['create', () => {
+      create(program.command('create').usage('[OPTIONS] IMAGE [COMMAND] [ARG...]'));
+    }],
+    ['diff', () => {
+      diff(program.command('diff'));
+    }],
+    ['events', () => {
+      program
+        .command('events')
+        .description('Get real time events from the server')
+        .option('-f, --filter <filter>', 'Filter output based on conditions provided', collect)
+        .option('--format <string>', 'Format output using a custom template')
+        .option('--since <string>', 'Show all events created since timestamp')
+        .option('--until <string>', 'Stream events until this timestamp')
+        .action(act('system', 'events'));
+    }],
+    ['export', () => {
+      exportCmd(program.command('export'));
+    }],
+    ['history', () => {
+      history(program.command('history'));
+    }],
+    ['import', () => {
+      importCmd(program.command('import'));
+    }],
+    ['inspect', () => {
+      inspect(program.command('inspect'));
+    }],
+    ['kill', () => {
+      kill(program.command('kill'));
+    }],
+    ['load', () => {
+      load(program.command('load'));
+    }],
+    ['logs', () => {
+      logs(program.command('logs'));
+    }],
+    ['pause', () => {
+      pause(program.command('pause'));
+    }],
+    ['port', () => {
+      port(program.command('port'));
+    }],
+    ['rename', () => {
+      rename(program.command('rename'));
+    }],
+    ['restart', () => {
+      stopLike(program.command('restart'), 'Restart one or more containers', 'restart');
+    }],
+    ['rm', () => {
+      rm(program.command('rm'));
+    }],
+    ['rmi', () => {
+      rmi(program.command('rmi'));
+    }],
+    ['save', () => {
+      save(program.command('save'));
+    }],
+    ['start', () => {
+      start(program.command('start'));
+    }],
+    ['stats', () => {
+      stats(program.command('stats'));
+    }],
+    ['stop', () => {
+      stopLike(program.command('stop'), 'Stop one or more running containers', 'stop');
+    }],
+    ['tag', () => {
+      tag(program.command('tag'));
+    }],
+    ['top', () => {
+      top(program.command('top'));
+    }],
+    ['unpause', () => {
+      unpause(program.command('unpause'));
+    }],
+    ['update', () => {
+      update(program.command('update'));
+    }],
+    ['wait', () => {
+      wait(program.command('wait'));
+    }],
+    // ---------------- management commands ----------------
+    ['container', () => {
+      const container = program.command('container').description('Manage containers');
+      attach(container.command('attach'));
+      commit(container.command('commit'));
+      cp(container.command('cp'));
+      create(container.command('create'));
+      diff(container.command('diff'));
+      exec(container.command('exec'));
+      exportCmd(container.command('export'));
+      inspect(container.command('inspect'));
+      kill(container.command('kill'));
+      logs(container.command('logs'));
+      ps(container.command('ls').aliases(['ps', 'list']));
+      pause(container.command('pause'));
+      port(container.command('port'));
+      prune(container.command('prune'), 'all stopped containers', 'container');
+      rename(container.command('rename'));
+      stopLike(container.command('restart'), 'Restart one or more containers', 'restart');
+      rm(container.command('rm').aliases(['remove']));
+      run(container.command('run'));
+      start(container.command('start'));
+      stats(container.command('stats'));
+      stopLike(container.command('stop'), 'Stop one or more running containers', 'stop');
+      top(container.command('top'));
+      unpause(container.command('unpause'));
+      update(container.command('update'));
+      wait(container.command('wait'));
+    }],
+    ['image', () => {
+      const image = program.command('image').description('Manage images');
+      build(image.command('build'));
+      history(image.command('history'));
+      importCmd(image.command('import'));
+      inspect(image.command('inspect'));
+      load(image.command('load'));
+      images(image.command('ls').aliases(['list']));
+      prune(image.command('prune').option('-a, --all', 'Remove all unused images, not just dangling ones'), 'unused images', 'image');
+      pull(image.command('pull'));
+      push(image.command('push'));
+      rmi(image.command('rm').aliases(['remove']));
+      save(image.command('save'));
+      tag(image.command('tag'));
+    }],
+    ['network', () => {
+      const network = program.command('network').description('Manage networks');
+      network
+        .command('connect')
+        .description('Connect a container to a network')
+        .argument('<network>')
+        .argument('<container>')
+        .option('--alias <strings>', 'Add network-scoped alias for the container', collect)
+        .option('--ip <string>', 'IPv4 address (e.g., "172.30.100.104")')
+        .action(act('network', 'connect'));
+      network
+        .command('create')
+        .description('Create a network')
+        .argument('<network>')
+        .option('-d, --driver <string>', 'Driver to manage the Network', 'bridge')
+        .option('--gateway <strings>', 'IPv4 or IPv6 Gateway for the master subnet', collect)
+        .option('--internal', 'Restrict external access to the network')
+        .option('--attachable', 'Enable manual container attachment')
+        .option('--ipv6', 'Enable or disable IPv6 networking')
+        .option('--ip-range <strings>', 'Allocate container ip from a sub-range', collect)
+        .option('--label <list>', 'Set metadata on a network', collect)
+        .option('-o, --opt <map>', 'Set driver specific options', collect)
+        .option('--subnet <strings>', 'Subnet in CIDR format that represents a network segment', collect)
+        .action(act('network', 'create'));
+      network
+        .command('disconnect')
+        .description('Disconnect a container from a network')
+        .argument('<network>')
+        .argument('<container>')
+        .option('-f, --force', 'Force the container to disconnect from a network')
+        .action(act('network', 'disconnect'));
+      network
+        .command('inspect')
+        .description('Display detailed information on one or more networks')
+        .argument('<network...>')
+        .option('-f, --format <string>', 'Format output using a custom template')
+        .action(act('network', 'inspect'));
+      network
+        .command('ls')
+        .aliases(['list'])
+        .description('List networks')
+        .option('-f, --filter <filter>', 'Provide filter values (e.g. "driver=bridge")', collect)
+        .option('--format <string>', 'Format output using a custom template')
+        .option('--no-trunc', 'Do not truncate the output')
+        .option('-q, --quiet', 'Only display network IDs')
+        .action(act('network', 'ls'));
+      prune(network.command('prune'), 'all unused networks', 'network');
+      network.command('rm').aliases(['remove']).description('Remove one or more networks').argument('<network...>').option('-f, --force', 'Do not error if the network does not exist').action(act('network', 'rm'));
+    }],
+    ['volume', () => {
+      const volume = program.command('volume').description('Manage volumes');
+      volume
+        .command('create')
+        .description('Create a volume')
+        .argument('[volume]')
+        .option('-d, --driver <string>', 'Specify volume driver name', 'local')
+        .option('--label <list>', 'Set metadata for a volume', collect)
+        .option('-o, --opt <map>', 'Set driver specific options', collect)
+        .action(act('volume', 'create'));
+      volume.command('inspect').description('Display detailed information on one or more volumes').argument('<volume...>').option('-f, --format <string>', 'Format output using a custom template').action(act('volume', 'inspect'));
+      volume
+        .command('ls')
+        .aliases(['list'])
+        .description('List volumes')
+        .option('-f, --filter <filter>', "Provide filter values (e.g. 'dangling=true')", collect)
+        .option('--format <string>', 'Format output using a custom template')
+        .option('-q, --quiet', 'Only display volume names')
+        .action(act('volume', 'ls'));
+      prune(volume.command('prune').option('-a, --all', 'Remove all unused volumes, not just anonymous ones'), 'unused local volumes', 'volume');
+      volume.command('rm').aliases(['remove']).description('Remove one or more volumes').argument('<volume...>').option('-f, --force', 'Force the removal of one or more volumes').action(act('volume', 'rm'));
+      volume
+        .command('export')
+        .description("Write a volume's contents as a tar archive (to STDOUT by default)")
+        .argument('<volume>')
+        .option('-o, --output <string>', 'Write to a file, instead of STDOUT')
+        .option('--image <string>', 'A local image for the helper container that mounts the volume (never started)', 'busybox')
+        .action(act('volume', 'exportVolume'));
+      volume
+        .command('import')
+        .description('Fill a volume from a tar archive (from STDIN by default); creates the volume if needed')
+        .argument('<volume>')
+        .argument('[file]')
+        .option('--image <string>', 'A local image for the helper container that mounts the volume (never started)', 'busybox')
+        .action(act('volume', 'importVolume'));
+    }],
+    ['system', () => {
+      const system = program.command('system').description('Manage berth');
+      system
+        .command('df')
+        .description('Show docker disk usage')
+        .option('--format <string>', 'Format output using a custom template')
+        .option('-v, --verbose', 'Show detailed information on space usage')
+        .action(act('system', 'df'));
+      system
+        .command('events')
+        .description('Get real time events from the server')
+        .option('-f, --filter <filter>', 'Filter output based on conditions provided', collect)
+        .option('--format <string>', 'Format output using a custom template')
+        .option('--since <string>', 'Show all events created since timestamp')
+        .option('--until <string>', 'Stream events until this timestamp')
+        .action(act('system', 'events'));
+      system.command('info').description('Display system-wide information').option('-f, --format <string>', 'Format output using a custom template').action(act('system', 'info'));
+      system
+        .command('prune')
+        .description('Remove unused data')
+        .option('-a, --all', 'Remove all unused images not just dangling ones')
+        .option('--filter <filter>', 'Provide filter values (e.g. "label=<key>=<value>")', collect)
+        .option('-f, --force', 'Do not prompt for confirmation')
+        .option('--volumes', 'Prune anonymous volumes')
+        .action(act('system', 'prune'));
+    }],
+    // ---------------- berth's own ----------------
+    ['daemon', () => {
+      program
+        .command('daemon')
+        .description('Run berthd, the Docker Engine API server, in the foreground (flags: berthd --help)')
+        .helpOption(false)
+        .allowUnknownOption(true)
+        .allowExcessArguments(true)
+        .argument('[flags...]')
+        .passThroughOptions()
+        .action(act('serve', 'daemon'));
+    }],
+    ['registry', () => {
+      const registry = program.command('registry').description('Run a private OCI registry');
+      registry
+        .command('serve')
+        .description('Serve an OCI distribution registry from a directory')
+        .option('--addr <host:port>', 'Address to listen on', '127.0.0.1:5000')
+        .requiredOption('--root <dir>', 'Directory holding the registry content')
+        .option('--htpasswd <file>', 'htpasswd file (bcrypt) enabling basic auth')
+        .option('--tls-cert <file>', 'TLS certificate (PEM)')
+        .option('--tls-key <file>', 'TLS private key (PEM)')
+        .action(act('serve', 'registry'));
+    }],
+    ['completion', () => {
+      program
+        .command('completion')
+        .description('Generate the autocompletion script for the specified shell')
+        .addArgument(new CommanderArgument('<shell>', 'bash or zsh').choices(['bash', 'zsh']))
+        .action(act('meta', 'completion'));
+    }],
+    ['docs', () => {
+      program
+        .command('docs', { hidden: true })
+        .description('Write the CLI reference (docs/cli/*.md) from this command tree')
+        .argument('<dir>')
+        .action(act('meta', 'docs'));
+    }],
+  ];
+  const known = only !== undefined && topLevel.some(([name]) => name === only);
+  for (const [name, register] of topLevel) if (!known || name === only) register();
 
   return program;
 }

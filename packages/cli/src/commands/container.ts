@@ -1,5 +1,5 @@
-import { createWriteStream } from 'node:fs';
-import { cp as copyPath, mkdtemp, rename as renamePath, rm as removePath, stat } from 'node:fs/promises';
+// fs.promises is read on use: importing node:fs/promises loads it (and readline) at start-up.
+import { createWriteStream, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { BerthClient, ContainerSummary, ContainerStats, ContainerUpdateBody, Filters } from '@berth/client';
@@ -289,17 +289,17 @@ export async function cp(cli: Cli, args: string[], opts: Opts): Promise<number> 
       return 0;
     }
     const target = resolve(dest.path);
-    const isDir = await stat(target).then((s) => s.isDirectory(), () => false);
+    const isDir = await fsp.stat(target).then((s) => s.isDirectory(), () => false);
     if (isDir) {
       await pipeline(tar, extractTar({ cwd: target, preserveOwner: Boolean(opts.archive) }) as unknown as NodeJS.WritableStream);
     } else {
       // Extract beside the target, then give the copied entry the target's name.
-      const staging = await mkdtemp(join(dirname(target), '.berth-cp-'));
+      const staging = await fsp.mkdtemp(join(dirname(target), '.berth-cp-'));
       try {
         await pipeline(tar, extractTar({ cwd: staging, preserveOwner: Boolean(opts.archive) }) as unknown as NodeJS.WritableStream);
-        await renamePath(join(staging, basename(src.path.replace(/\/+$/, '')) || '.'), target);
+        await fsp.rename(join(staging, basename(src.path.replace(/\/+$/, '')) || '.'), target);
       } finally {
-        await removePath(staging, { recursive: true, force: true });
+        await fsp.rm(staging, { recursive: true, force: true });
       }
     }
     return 0;
@@ -310,7 +310,7 @@ export async function cp(cli: Cli, args: string[], opts: Opts): Promise<number> 
     return 0;
   }
   const source = resolve(src.path);
-  await stat(source).catch(() => {
+  await fsp.stat(source).catch(() => {
     throw new ExitError(1, `berth: lstat ${source}: no such file or directory`);
   });
   let targetDir = dest.path;
@@ -332,15 +332,15 @@ export async function cp(cli: Cli, args: string[], opts: Opts): Promise<number> 
   let cwd = dirname(source);
   let staging: string | undefined;
   if (name !== basename(source)) {
-    staging = await mkdtemp(join(dirname(source), '.berth-cp-'));
-    await copyPath(source, join(staging, name), { recursive: true, preserveTimestamps: true });
+    staging = await fsp.mkdtemp(join(dirname(source), '.berth-cp-'));
+    await fsp.cp(source, join(staging, name), { recursive: true, preserveTimestamps: true });
     cwd = staging;
   }
   try {
     const tar = createTar({ cwd, portable: !opts.archive }, [name]);
     await client.containers.putArchive(container, targetDir, tar as unknown as AsyncIterable<Uint8Array>, { copyUIDGID: Boolean(opts.archive) });
   } finally {
-    if (staging) await removePath(staging, { recursive: true, force: true });
+    if (staging) await fsp.rm(staging, { recursive: true, force: true });
   }
   return 0;
 }

@@ -1,4 +1,5 @@
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+// fs.promises is read on use: importing node:fs/promises loads it (and readline) at start-up.
+import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Cli, Opts } from '../context.js';
 import { renderObject } from '../format/list.js';
@@ -73,9 +74,9 @@ export async function docs(cli: Cli, args: string[]): Promise<number> {
   const { renderCliDocs } = await import('../docs/reference.js');
   const dir = args[0]!;
   const pages = renderCliDocs(buildProgram());
-  await mkdir(dir, { recursive: true });
-  for (const old of await readdir(dir)) if (old.endsWith('.md') && !pages.has(old)) await rm(join(dir, old));
-  for (const [name, text] of pages) await writeFile(join(dir, name), text);
+  await fsp.mkdir(dir, { recursive: true });
+  for (const old of await fsp.readdir(dir)) if (old.endsWith('.md') && !pages.has(old)) await fsp.rm(join(dir, old));
+  for (const [name, text] of pages) await fsp.writeFile(join(dir, name), text);
   cli.err(`wrote ${pages.size} pages to ${dir}\n`);
   return 0;
 }

@@ -1,4 +1,3 @@
-import { createInterface } from 'node:readline';
 import type { Filters, Port } from '@berth/client';
 import type { Cli } from '../context.js';
 import { ExitError, list } from '../context.js';
@@ -53,6 +52,7 @@ export function formatPorts(ports: Port[] | null | undefined): string {
 /** Asks y/N on the terminal (reading a line from stdin). */
 export async function confirm(cli: Cli, question: string): Promise<boolean> {
   cli.err(`${question} [y/N] `);
+  const { createInterface } = await import('node:readline');
   const rl = createInterface({ input: cli.stdin });
   try {
     const answer = await new Promise<string>((resolve) => {

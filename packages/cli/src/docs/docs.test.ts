@@ -11,7 +11,7 @@ import { renderCliDocs, walkCommands } from './reference.js';
 const docsDir = fileURLToPath(new URL('../../../../docs/cli/', import.meta.url));
 
 describe('help, docs/cli and completion come from one command tree', () => {
-  it('docs/cli/*.md are up to date (regenerate: node packages/cli/dist/bin.js docs docs/cli)', async () => {
+  it('docs/cli/*.md are up to date (regenerate: node packages/cli/dist/bin.cjs docs docs/cli)', async () => {
     const pages = renderCliDocs(buildProgram());
     const onDisk = (await readdir(docsDir)).filter((f) => f.endsWith('.md')).sort();
     expect(onDisk).toEqual([...pages.keys()].sort());

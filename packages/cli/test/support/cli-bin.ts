@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const pkg = fileURLToPath(new URL('../../', import.meta.url));
-export const BERTH_BIN = join(pkg, 'dist/bin.js');
+export const BERTH_BIN = join(pkg, 'dist/bin.cjs');
 
 function newest(dir: string): number {
   let t = 0;

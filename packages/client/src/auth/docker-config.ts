@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+// fs.promises is read on use: importing node:fs/promises loads it (and readline) at start-up.
+import { promises as fsp } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ClientError } from '../errors.js';
@@ -24,7 +24,7 @@ export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string {
 export async function readDockerConfig(path = dockerConfigPath()): Promise<DockerConfigFile> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await fsp.readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw new ClientError('CONFIG_UNREADABLE', 'invalid', `cannot read ${path}`, { cause: error });
@@ -38,10 +38,10 @@ export async function readDockerConfig(path = dockerConfigPath()): Promise<Docke
 
 /** Writes config.json atomically (temp file + rename), mode 0600. */
 export async function writeDockerConfig(config: DockerConfigFile, path = dockerConfigPath()): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await fsp.mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(config, null, '\t')}\n`, { mode: 0o600 });
-  await rename(tmp, path);
+  await fsp.writeFile(tmp, `${JSON.stringify(config, null, '\t')}\n`, { mode: 0o600 });
+  await fsp.rename(tmp, path);
 }
 
 /** The config.json key for a registry host: Docker Hub's legacy URL for docker.io, the host otherwise. */
@@ -116,7 +116,9 @@ export async function credentialHelperErase(helper: string, serverUrl: string): 
   }
 }
 
-function runHelper(helper: string, action: string, input: string): Promise<{ code: number; stdout: string; stderr: string }> {
+async function runHelper(helper: string, action: string, input: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  // Loaded here, not at the top: most commands never run a helper, and CLI start-up pays for every import.
+  const { spawn } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     const child = spawn(`docker-credential-${helper}`, [action], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';

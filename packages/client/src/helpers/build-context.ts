@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+// fs.promises is read on use: importing node:fs/promises loads it (and readline) at start-up.
+import { promises as fsp } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 
@@ -11,7 +12,7 @@ export interface BuildContextOptions {
 export async function readDockerignore(dir: string): Promise<string[]> {
   let text: string;
   try {
-    text = await readFile(resolve(dir, '.dockerignore'), 'utf8');
+    text = await fsp.readFile(resolve(dir, '.dockerignore'), 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
