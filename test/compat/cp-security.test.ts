@@ -5,6 +5,7 @@
  */
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { packTar } from '@berth/image';
@@ -121,5 +122,28 @@ describePrivileged('compat: docker cp stays inside the container', () => {
     expect(await readFile(join(back, 'f.txt'), 'utf8')).toBe('inside\n');
     expect(await readFile(join(back, 'tree', 'sub', 'a.txt'), 'utf8')).toBe('a\n');
     expect((await cli(['inspect', '-f', '{{.State.Status}}', 'cpsec'])).stdout.trim()).toBe('running');
+  });
+
+  it('survives a client that hangs up in the middle of an archive or an export', async () => {
+    // A tree big enough that tar is still writing when the client goes away.
+    const fill = await cli(['exec', 'cpsec', 'sh', '-c', 'mkdir -p /big && dd if=/dev/urandom of=/big/blob bs=1M count=24 2>/dev/null']);
+    expect(fill.code, fill.stderr).toBe(0);
+    const id = (await cli(['inspect', '-f', '{{.Id}}', 'cpsec'])).stdout.trim();
+    for (const path of [`/containers/${id}/archive?path=/big`, `/containers/${id}/export`]) {
+      const first = await new Promise<number>((resolve, reject) => {
+        const socket = connect(berthd.socket, () => socket.write(`GET ${path} HTTP/1.1\r\nHost: berth\r\n\r\n`));
+        socket.once('data', (chunk: Buffer) => {
+          socket.destroy(); // hang up after the first bytes
+          resolve(chunk.length);
+        });
+        socket.once('error', reject);
+      });
+      expect(first).toBeGreaterThan(0);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    // Still serving, and the container still runs.
+    expect((await cli(['version', '--format', '{{.Server.Version}}'])).code).toBe(0);
+    expect((await cli(['inspect', '-f', '{{.State.Status}}', 'cpsec'])).stdout.trim()).toBe('running');
+    expect(await berthd.log()).not.toMatch(/unhandled|Unhandled/);
   });
 });

@@ -24,6 +24,9 @@ import type { DaemonServices } from './routes/context.js';
 import { registerExecRoutes } from './routes/exec.js';
 import { registerImageRoutes } from './routes/images.js';
 import { registerNetworkRoutes } from './routes/networks.js';
+import { registerAttachWebSocketRoute } from './routes/attach-ws.js';
+import { registerDistributionRoutes } from './routes/distribution.js';
+import { registerImageSearchRoute } from './routes/image-search.js';
 import { registerSystemRoutes } from './routes/system.js';
 import { ContainerStore } from './state/container-store.js';
 import { EventBus } from './state/events.js';
@@ -319,6 +322,9 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<RunningD
   registerExecRoutes(router, services);
   registerImageRoutes(router, services);
   registerNetworkRoutes(router, services);
+  registerAttachWebSocketRoute(router, services);
+  registerDistributionRoutes(router, services);
+  registerImageSearchRoute(router, services);
 
   const servers: Server[] = [];
   const addresses: string[] = [];

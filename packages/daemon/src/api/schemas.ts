@@ -3,6 +3,7 @@ import { InvalidParameterError } from '../errors.js';
 import type { BodyValidator } from './context.js';
 import type {
   AuthBody,
+  ContainerConfig,
   ContainerCreateBody,
   ContainerUpdateBody,
   ExecCreateBody,
@@ -301,3 +302,9 @@ export const validateNetworkDisconnect = compile<NetworkDisconnectBody>(schemas.
 export const validateVolumeCreate = compile<VolumeCreateBody>(schemas.volumeCreate, 'volume config');
 export const validateStringArray = compile<string[]>(schemas.stringArray, 'string array');
 export const validateStringMap = compile<Record<string, string>>(schemas.stringMap, 'string map');
+
+/** `POST /commit` body: a container config whose set fields win over the container's (may be `null`). */
+export const validateCommitConfig = compile<ContainerConfig | null>(
+  nullable({ type: 'object', properties: containerConfigProps }),
+  'commit config',
+);

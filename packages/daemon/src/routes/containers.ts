@@ -673,9 +673,11 @@ export function registerContainerRoutes(router: Router, s: DaemonServices): void
       const child = runTar(['--numeric-owner', '-cf', '-', '.'], root);
       child.stdin?.end();
       const out = ctx.stream('application/x-tar');
-      const exit = tarExit(child);
+      // Handled from the start: a client that goes away fails the pipeline first, and tar's
+      // failure after that must not become an unhandled rejection (which ends the daemon).
+      const exit = tarExit(child).catch((e: unknown) => s.log.warn(`export ${record.Id.slice(0, 12)}: ${String(e)}`));
       await pipeline(child.stdout!, out);
-      await exit.catch((e: unknown) => s.log.warn(`export ${record.Id.slice(0, 12)}: ${String(e)}`));
+      await exit;
     });
     s.containers.event(record, 'export');
   });
@@ -698,10 +700,10 @@ export function registerContainerRoutes(router: Router, s: DaemonServices): void
       await stat(cwd);
       const child = runTar(['--numeric-owner', '-cf', '-', name], cwd);
       child.stdin?.end();
-      const exit = tarExit(child);
+      const exit = tarExit(child).catch((e: unknown) => s.log.warn(`archive ${record.Id.slice(0, 12)}:${path}: ${String(e)}`));
       const out = ctx.stream('application/x-tar');
       await pipeline(child.stdout!, out);
-      await exit.catch((e: unknown) => s.log.warn(`archive ${record.Id.slice(0, 12)}:${path}: ${String(e)}`));
+      await exit;
     }));
   };
   router.add('HEAD', '/containers/:id/archive', archiveStat);

@@ -3,12 +3,14 @@ import { pipeline } from 'node:stream/promises';
 import { familiarString, isBerthError, parseReference, tryParseReference } from '@berth/oci-spec';
 import type { PullProgress, PushProgress, RegistryAuth } from '@berth/image';
 import type { ApiContext } from '../api/context.js';
-import { boolValue, parseFilters } from '../api/query.js';
+import { boolValue, boolValueOrDefault, parseFilters } from '../api/query.js';
 import type { Router } from '../api/router.js';
-import { validateStringArray, validateStringMap } from '../api/schemas.js';
+import { applyConfigChanges, imageConfigChanges, mergeCommitConfig } from '../api/config-changes.js';
+import { validateCommitConfig, validateStringArray, validateStringMap } from '../api/schemas.js';
 import { DaemonError, InvalidParameterError, NoSuchImageError } from '../errors.js';
 import type { BuildMessage } from '../engine/build.js';
 import { parseTimestamp } from '../engine/time.js';
+import { withContainerFrozen } from '../engine/archive.js';
 import type { DaemonServices } from './context.js';
 
 /** Decodes X-Registry-Auth / X-Registry-Config: base64url or standard base64, padded or not. */
@@ -50,7 +52,8 @@ export function buildSecrets(value: string | string[] | undefined): Record<strin
   return secrets;
 }
 
-function registryAuth(ctx: ApiContext): RegistryAuth | undefined {
+/** Credentials from `X-Registry-Auth`, when the client sent any. */
+export function registryAuth(ctx: ApiContext): RegistryAuth | undefined {
   const decoded = decodeAuthHeader(ctx.headers['x-registry-auth']);
   if (!decoded) return undefined;
   const auth: RegistryAuth = {};
@@ -134,11 +137,15 @@ export function registerImageRoutes(router: Router, s: DaemonServices): void {
       const repo = ctx.query.get('repo');
       const tag = ctx.query.get('tag');
       const reference = repo ? `${repo}${tag ? `:${tag}` : ''}` : undefined;
+      // Validated before the 200 goes out, so a bad change is a plain 400 as in moby.
+      const changes = ctx.query.getAll('changes');
+      const config = changes.length > 0 ? imageConfigChanges(applyConfigChanges({}, changes)) : undefined;
       const out = new JsonMessageStream(ctx.stream('application/json'));
       try {
         const id = await s.images.import(ctx.req, {
           ...(reference ? { reference } : {}),
           ...(ctx.query.get('message') ? { message: ctx.query.get('message')! } : {}),
+          ...(config ? { changes: config } : {}),
         });
         out.write({ status: id });
         s.events.publish('image', 'import', id, reference ? { name: reference } : {});
@@ -396,15 +403,30 @@ export function registerImageRoutes(router: Router, s: DaemonServices): void {
   router.add('POST', '/commit', async (ctx) => {
     const container = ctx.query.get('container');
     if (!container) throw new InvalidParameterError('container is required');
+    const body = await ctx.json(validateCommitConfig);
     const record = s.containers.store.get(container);
     const repo = ctx.query.get('repo');
     const tag = ctx.query.get('tag');
     const reference = repo ? `${repo}:${tag || 'latest'}` : undefined;
-    const id = await s.images.commit(record.Id, {
-      ...(reference ? { reference } : {}),
-      ...(ctx.query.get('comment') ? { comment: ctx.query.get('comment')! } : {}),
-      ...(ctx.query.get('author') ? { author: ctx.query.get('author')! } : {}),
-    });
+    // moby: the request's config with the changes applied, then whatever it leaves unset taken
+    // from the container's config (so the image runs what the container ran).
+    const changed = applyConfigChanges(body ?? {}, ctx.query.getAll('changes'));
+    const config = mergeCommitConfig(changed, record.Config);
+    // moby pauses a running container while its layer is read (`pause`, default true).
+    const pause = boolValueOrDefault(ctx.query, 'pause', true);
+    const id = await withContainerFrozen(
+      record.State.Running && pause,
+      record.State.Paused,
+      () => s.runtime.pause(record.Id),
+      () => s.runtime.unpause(record.Id),
+      () =>
+        s.images.commit(record.Id, {
+          ...(reference ? { reference } : {}),
+          ...(ctx.query.get('comment') ? { comment: ctx.query.get('comment')! } : {}),
+          ...(ctx.query.get('author') ? { author: ctx.query.get('author')! } : {}),
+          changes: imageConfigChanges(config),
+        }),
+    );
     s.containers.event(record, 'commit');
     ctx.sendJson(201, { Id: id });
   });

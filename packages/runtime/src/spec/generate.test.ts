@@ -1,10 +1,13 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { validateRuntimeSpec } from '@berth/oci-spec';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describePrivileged } from '../../../../test/support/privileged.js';
+import { deviceMajor, deviceMinor, parseDeviceCgroupRule } from './devices.js';
 import { DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from './defaults.js';
-import { buildRuntimeSpec, resolveCapabilities, resolveProcessConfig } from './generate.js';
+import { buildResources, buildRuntimeSpec, resolveCapabilities, resolveProcessConfig } from './generate.js';
 import type { BuildRuntimeSpecContext } from './generate.js';
 import type { ContainerSpec } from './types.js';
 
@@ -151,5 +154,142 @@ describe('buildRuntimeSpec', () => {
       const joined = await buildRuntimeSpec({ ...base, netns: { path: '/run/netns/x' } }, ctx);
       expect(joined.linux.namespaces).toContainEqual({ type: 'network', path: '/run/netns/x' });
     });
+  });
+});
+
+describe('--device and --device-cgroup-rule', () => {
+  const defaults = (spec: Awaited<ReturnType<typeof buildRuntimeSpec>>) => spec.linux.resources.devices.slice(0, 12);
+
+  it('splits a dev_t like glibc (old 8:8 and large 12:20 encodings)', () => {
+    expect([deviceMajor(0x0103n), deviceMinor(0x0103n)]).toEqual([1, 3]);
+    // makedev(259, 1048575): minor bits above 8 live at 12..31, major bits above 12 at 32..
+    const big = (0xfffffn & 0xffn) | ((0xfffffn & ~0xffn) << 12n) | ((259n & 0xfffn) << 8n) | ((259n & ~0xfffn) << 32n);
+    expect([deviceMajor(big), deviceMinor(big)]).toEqual([259, 0xfffff]);
+    const huge = (5n & 0xffn) | ((4096n + 7n) << 8n & 0xfff00n) | ((4096n + 7n) & ~0xfffn) << 32n;
+    expect([deviceMajor(huge), deviceMinor(huge)]).toEqual([4096 + 7, 5]);
+  });
+
+  it('adds a host character device as a node and a cgroup rule with its permissions', async () => {
+    const s = await buildRuntimeSpec({ ...base, hostConfig: { Devices: [{ PathOnHost: '/dev/null', PathInContainer: '/dev/berth-null', CgroupPermissions: 'r' }] } }, ctx);
+    expect(s.linux.devices).toHaveLength(1);
+    expect(s.linux.devices?.[0]).toMatchObject({ path: '/dev/berth-null', type: 'c', major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0 });
+    expect(s.linux.resources.devices.at(-1)).toEqual({ allow: true, type: 'c', major: 1, minor: 3, access: 'r' });
+    // the defaults stay first: deny all, then the standard devices
+    expect(defaults(s)).toEqual(defaults(await buildRuntimeSpec(base, ctx)));
+    expect(validateRuntimeSpec(s)).toBeTruthy();
+  });
+
+  it('defaults the container path to the host path and the permissions to rwm', async () => {
+    const s = await buildRuntimeSpec({ ...base, hostConfig: { Devices: [{ PathOnHost: '/dev/zero' }, { PathOnHost: '/dev/full', PathInContainer: '', CgroupPermissions: '' }] } }, ctx);
+    expect(s.linux.devices?.map((d) => [d.path, d.major, d.minor])).toEqual([['/dev/zero', 1, 5], ['/dev/full', 1, 7]]);
+    expect(s.linux.resources.devices.slice(-2).map((r) => r.access)).toEqual(['rwm', 'rwm']);
+  });
+
+  it('adds the cgroup rules of --device-cgroup-rule after the defaults, * meaning any', async () => {
+    const s = await buildRuntimeSpec({ ...base, hostConfig: { DeviceCgroupRules: ['c 1:3 rwm', 'c *:* m', 'b 8:* r', 'a *:* rw'] } }, ctx);
+    expect(s.linux.devices).toBeUndefined();
+    expect(s.linux.resources.devices.slice(-4)).toEqual([
+      { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
+      { allow: true, type: 'c', access: 'm' },
+      { allow: true, type: 'b', major: 8, access: 'r' },
+      { allow: true, type: 'a', access: 'rw' },
+    ]);
+    expect(validateRuntimeSpec(s)).toBeTruthy();
+    for (const bad of ['c 1:3', 'x 1:3 rwm', 'c 1:3 rwx', 'c 1:3 rr', 'c a:b rwm', '']) {
+      expect(() => parseDeviceCgroupRule(bad), bad).toThrow(/invalid device cgroup rule/);
+    }
+  });
+
+  it('refuses a missing path, a non-device, bad permissions and a relative path, naming them', async () => {
+    const dev = (d: { PathOnHost: string; PathInContainer?: string; CgroupPermissions?: string }) => buildRuntimeSpec({ ...base, hostConfig: { Devices: [d] } }, ctx);
+    await expect(dev({ PathOnHost: '/dev/berth-does-not-exist' })).rejects.toThrow('no such device on the host: /dev/berth-does-not-exist');
+    await expect(dev({ PathOnHost: '/etc/hostname' })).rejects.toThrow('not a device: /etc/hostname');
+    await expect(dev({ PathOnHost: '/dev/null', CgroupPermissions: 'rwx' })).rejects.toThrow(/invalid device permissions "rwx" for \/dev\/null/);
+    await expect(dev({ PathOnHost: 'dev/null' })).rejects.toThrow(/must be absolute: "dev\/null"/);
+    await expect(dev({ PathOnHost: '/dev/null', PathInContainer: 'null' })).rejects.toThrow(/in the container must be an absolute file path: "null"/);
+    await expect(dev({ PathOnHost: '/dev/null' })).resolves.toBeTruthy();
+    await expect(dev({ PathOnHost: '/dev/null', CgroupPermissions: 'x' })).rejects.toMatchObject({ code: 'INVALID_SPEC', category: 'invalid' });
+  });
+
+  it('lets a privileged container have the node without narrowing its allow-all rule', async () => {
+    const s = await buildRuntimeSpec({ ...base, hostConfig: { Privileged: true, Devices: [{ PathOnHost: '/dev/null', PathInContainer: '/dev/n2' }] } }, ctx);
+    expect(s.linux.devices?.map((d) => d.path)).toEqual(['/dev/n2']);
+    expect(s.linux.resources.devices).toEqual([{ allow: true, access: 'rwm' }]);
+  });
+
+  describePrivileged('device directories (mknod needs root)', () => {
+    let dir: string;
+    beforeAll(async () => {
+      dir = await mkdtemp(path.join(tmpdir(), 'berth-devdir-'));
+      await mkdir(path.join(dir, 'devs', 'sub'), { recursive: true });
+      execFileSync('mknod', ['-m', '0640', path.join(dir, 'devs', 'a-null'), 'c', '1', '3']);
+      execFileSync('mknod', ['-m', '0600', path.join(dir, 'devs', 'sub', 'loop9'), 'b', '7', '9']);
+      execFileSync('chown', ['12:34', path.join(dir, 'devs', 'sub', 'loop9')]);
+      await writeFile(path.join(dir, 'devs', 'not-a-device'), 'x');
+      await symlink('/dev/zero', path.join(dir, 'devs', 'link-to-zero'));
+      await symlink(path.join(dir, 'devs', 'a-null'), path.join(dir, 'null-link'));
+      await mkdir(path.join(dir, 'empty'));
+    });
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('adds every device under a directory (not files, not symlinks), keeping relative paths', async () => {
+      const s = await buildRuntimeSpec({ ...base, hostConfig: { Devices: [{ PathOnHost: path.join(dir, 'devs'), PathInContainer: '/dev/mine', CgroupPermissions: 'rw' }] } }, ctx);
+      expect(s.linux.devices).toEqual([
+        { path: '/dev/mine/a-null', type: 'c', major: 1, minor: 3, fileMode: 0o640, uid: 0, gid: 0 },
+        { path: '/dev/mine/sub/loop9', type: 'b', major: 7, minor: 9, fileMode: 0o600, uid: 12, gid: 34 },
+      ]);
+      expect(s.linux.resources.devices.slice(-2)).toEqual([
+        { allow: true, type: 'c', major: 1, minor: 3, access: 'rw' },
+        { allow: true, type: 'b', major: 7, minor: 9, access: 'rw' },
+      ]);
+      expect(validateRuntimeSpec(s)).toBeTruthy();
+    });
+
+    it('follows a symlink given as the host path; refuses a directory without devices', async () => {
+      const s = await buildRuntimeSpec({ ...base, hostConfig: { Devices: [{ PathOnHost: path.join(dir, 'null-link'), PathInContainer: '/dev/x' }] } }, ctx);
+      expect(s.linux.devices).toEqual([{ path: '/dev/x', type: 'c', major: 1, minor: 3, fileMode: 0o640, uid: 0, gid: 0 }]);
+      await expect(buildRuntimeSpec({ ...base, hostConfig: { Devices: [{ PathOnHost: path.join(dir, 'empty') }] } }, ctx)).rejects.toThrow(`not a device: ${path.join(dir, 'empty')} is a directory with no device nodes`);
+    });
+  });
+});
+
+describe('resources on a cgroup v2 host', () => {
+  const v2: BuildRuntimeSpecContext = { ...ctx, cgroupVersion: 2, blkioWeight: true, controllers: ['cpuset', 'cpu', 'io', 'memory', 'pids'] };
+
+  it('keeps the OCI (v1) meaning of swap and shares: runc and crun translate them on v2', async () => {
+    const s = await buildRuntimeSpec({ ...base, hostConfig: { Memory: 64 << 20, MemorySwap: 96 << 20, CpuShares: 512, BlkioWeight: 500, PidsLimit: 20 } }, v2);
+    // memory+swap, not the 32 MiB of swap that memory.swap.max will get: translating here would translate twice
+    expect(s.linux.resources.memory).toEqual({ limit: 64 << 20, swap: 96 << 20 });
+    expect(s.linux.resources.cpu).toEqual({ shares: 512 });
+    expect(s.linux.resources.blockIO).toEqual({ weight: 500 });
+    expect(s.linux.resources.pids).toEqual({ limit: 20 });
+    // a cgroup namespace, as Docker gives on v2; the cgroup path is the same cgroupfs path as on v1
+    expect(s.linux.namespaces).toContainEqual({ type: 'cgroup' });
+    expect(s.linux.cgroupsPath).toBe('/berth/abc');
+    expect(s.mounts.find((m) => m.destination === '/sys/fs/cgroup')).toMatchObject({ type: 'cgroup', options: expect.arrayContaining(['ro']) });
+    expect(validateRuntimeSpec(s)).toBeTruthy();
+  });
+
+  it('drops --oom-kill-disable on v2 (no such knob), keeps it on v1', () => {
+    expect(buildResources({ Memory: 64 << 20, OomKillDisable: true }, { ...v2, swapAccounting: false }).memory).toEqual({ limit: 64 << 20 });
+    expect(buildResources({ Memory: 64 << 20, OomKillDisable: true }, { ...ctx, swapAccounting: false }).memory).toEqual({ limit: 64 << 20, disableOOMKiller: true });
+  });
+
+  it('refuses a limit whose controller the host does not make available, naming the option and the controller', () => {
+    const bare = { ...v2, controllers: ['memory'] };
+    expect(() => buildResources({ PidsLimit: 10 }, bare)).toThrow('--pids-limit needs the pids cgroup controller');
+    expect(() => buildResources({ NanoCpus: 1e9 }, bare)).toThrow('--cpus needs the cpu cgroup controller');
+    expect(() => buildResources({ CpuShares: 100 }, bare)).toThrow('--cpu-shares needs the cpu cgroup controller');
+    expect(() => buildResources({ CpusetCpus: '0' }, bare)).toThrow('--cpuset-cpus needs the cpuset cgroup controller');
+    expect(() => buildResources({ Memory: 64 << 20 }, { ...v2, controllers: [] })).toThrow('--memory needs the memory cgroup controller');
+    expect(buildResources({ Memory: 64 << 20 }, bare).memory?.limit).toBe(64 << 20);
+    // without the list (callers that do not know), nothing is refused
+    expect(buildResources({ PidsLimit: 10 }, { swapAccounting: true, blkioWeight: true }).pids).toEqual({ limit: 10 });
+  });
+
+  it('leaves the swap out when the host does not account it', () => {
+    expect(buildResources({ Memory: 64 << 20, MemorySwap: 96 << 20 }, { ...v2, swapAccounting: false }).memory).toEqual({ limit: 64 << 20 });
   });
 });

@@ -10,6 +10,8 @@ import {
   DEFAULT_SHM_SIZE,
   isNamespacedSysctl,
 } from './defaults.js';
+import { resolveDevices } from './devices.js';
+import type { OciDevice, OciDeviceRule } from './devices.js';
 import { defaultSeccompProfile, seccompFromDockerProfile } from './seccomp.js';
 import type { DockerSeccompProfile, OciSeccomp } from './seccomp.js';
 import type { ContainerSpec, HostConfigOptions, Mount } from './types.js';
@@ -43,12 +45,12 @@ export interface OciRuntimeSpec {
     seccomp?: OciSeccomp;
     maskedPaths: string[];
     readonlyPaths: string[];
-    devices?: { path: string; type: string; major: number; minor: number; fileMode?: number; uid?: number; gid?: number }[];
+    devices?: OciDevice[];
   };
 }
 
 export interface OciResources {
-  devices: { allow: boolean; type?: string; major?: number; minor?: number; access: string }[];
+  devices: OciDeviceRule[];
   memory?: { limit?: number; reservation?: number; swap?: number; disableOOMKiller?: boolean };
   cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string };
   pids?: { limit: number };
@@ -85,6 +87,12 @@ export interface BuildRuntimeSpecContext {
   swapAccounting: boolean;
   /** Whether the host has a blkio/io weight knob. */
   blkioWeight: boolean;
+  /**
+   * The cgroup controllers containers can use (CgroupInfo.controllers). When given, a limit whose
+   * controller is missing is refused with InvalidSpecError instead of failing inside the OCI
+   * runtime (a v2 host that does not delegate `cpu` or `pids`, for one).
+   */
+  controllers?: readonly string[];
 }
 
 /** Docker's merge of image config and create-request config. */
@@ -324,9 +332,11 @@ export async function buildRuntimeSpec(spec: ContainerSpec, ctx: BuildRuntimeSpe
       readonlyPaths: privileged ? [] : [...DEFAULT_READONLY_PATHS],
     },
   };
-  if (host.Devices && host.Devices.length > 0) {
-    throw new InvalidSpecError('--device is not supported by @berth/runtime yet');
-  }
+  // --device and --device-cgroup-rule: nodes created by the OCI runtime, rules after the defaults
+  // (a privileged container already has every device allowed).
+  const userDevices = await resolveDevices(host.Devices ?? [], host.DeviceCgroupRules ?? []);
+  if (userDevices.devices.length > 0) out.linux.devices = userDevices.devices;
+  if (!privileged) out.linux.resources.devices.push(...userDevices.rules);
   return out;
 }
 
@@ -335,8 +345,26 @@ function ociMount(m: Mount): OciRuntimeSpec['mounts'][number] {
   return { destination: m.target, type: m.type, source: m.source, options: [...m.options] };
 }
 
-/** HostConfig resources → OCI linux.resources (Docker's rules for swap and --cpus). */
-export function buildResources(host: Omit<HostConfigOptions, 'Privileged'> & { Privileged?: boolean }, ctx: Pick<BuildRuntimeSpecContext, 'swapAccounting' | 'blkioWeight'>): OciResources {
+/**
+ * HostConfig resources → OCI linux.resources (Docker's rules for swap and --cpus). The values keep
+ * the OCI (cgroup v1) meaning on every host — `swap` is memory + swap, `shares` are v1 shares —
+ * because runc and crun translate them on cgroup v2 (swap.max = swap − limit, cpu.weight =
+ * 1 + (shares − 2) × 9999 / 262142, io.weight from the blkio weight); translating here would
+ * translate twice. Only `disableOOMKiller`, which v2 has no knob for, is dropped there (as Docker does).
+ */
+export function buildResources(
+  host: Omit<HostConfigOptions, 'Privileged'> & { Privileged?: boolean },
+  ctx: Pick<BuildRuntimeSpecContext, 'swapAccounting' | 'blkioWeight' | 'controllers'> & { cgroupVersion?: 1 | 2 },
+): OciResources {
+  const need = (controller: string, what: string): void => {
+    if (ctx.controllers && !ctx.controllers.includes(controller)) {
+      throw new InvalidSpecError(`${what} needs the ${controller} cgroup controller, which this host does not make available to containers`);
+    }
+  };
+  if (host.Memory || (host.MemorySwap !== undefined && host.MemorySwap > 0) || host.MemoryReservation || host.OomKillDisable) need('memory', '--memory');
+  if (host.NanoCpus || host.CpuQuota || host.CpuPeriod || host.CpuShares) need('cpu', host.CpuShares ? '--cpu-shares' : '--cpus');
+  if (host.CpusetCpus || host.CpusetMems) need('cpuset', '--cpuset-cpus');
+  if (host.PidsLimit !== undefined && host.PidsLimit !== null && host.PidsLimit > 0) need('pids', '--pids-limit');
   const r: OciResources = {
     devices: host.Privileged ? [{ allow: true, access: 'rwm' }] : DEFAULT_DEVICE_RULES.map((d) => ({ ...d })),
   };
@@ -353,7 +381,7 @@ export function buildResources(host: Omit<HostConfigOptions, 'Privileged'> & { P
     throw new InvalidSpecError('memory-swap needs a memory limit');
   }
   if (host.MemoryReservation) memory.reservation = host.MemoryReservation;
-  if (host.OomKillDisable) memory.disableOOMKiller = true;
+  if (host.OomKillDisable && ctx.cgroupVersion !== 2) memory.disableOOMKiller = true;
   if (Object.keys(memory).length > 0) r.memory = memory;
 
   const cpu: NonNullable<OciResources['cpu']> = {};

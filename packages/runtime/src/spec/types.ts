@@ -56,11 +56,16 @@ export interface Ulimit {
   Hard: number;
 }
 
-/** A device from the host (`--device /dev/fuse:/dev/fuse:rwm`). */
+/**
+ * A device from the host (`--device /dev/fuse:/dev/fuse:rwm`). A directory on the host adds every
+ * device node below it (Docker's rule).
+ */
 export interface DeviceMapping {
   PathOnHost: string;
-  PathInContainer: string;
-  CgroupPermissions: string;
+  /** Default (absent or empty): the same path as on the host. */
+  PathInContainer?: string;
+  /** One to three of `r`, `w`, `m`; default (absent or empty) `rwm`. */
+  CgroupPermissions?: string;
 }
 
 /**
@@ -87,6 +92,8 @@ export interface HostConfigOptions {
   OomScoreAdj?: number;
   OomKillDisable?: boolean;
   Devices?: DeviceMapping[];
+  /** Extra device cgroup rules, `<a|b|c> <major|*>:<minor|*> <rwm>` (`--device-cgroup-rule 'c 10:* rwm'`). */
+  DeviceCgroupRules?: string[];
   /** Memory limit in bytes (0 = none). */
   Memory?: number;
   /** Memory + swap in bytes; -1 = unlimited swap; 0/absent = twice Memory (Docker's default). */
