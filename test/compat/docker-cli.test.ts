@@ -3,6 +3,7 @@
  * exit codes docker gives. One berthd for the file, on its own socket, data root and network.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -267,6 +268,17 @@ describePrivileged('compat: the docker CLI against berthd', () => {
     expect(health).toBe('healthy');
     expect((await cli(['ps', '--filter', 'health=healthy', '--format', '{{.Names}} {{.Status}}'])).stdout.trim()).toMatch(/^healthy Up .*\(healthy\)$/);
     expect((await cli(['rm', '-f', 'flaky', 'healthy'])).code).toBe(0);
+  });
+
+  it('maps host devices with --device and reports the host\'s cgroups in info', async () => {
+    const run = await cli(['run', '--rm', '--device', '/dev/null:/dev/berth-null:rw', 'busybox', 'sh', '-c', 'stat -c %t:%T /dev/berth-null && echo x > /dev/berth-null && echo written']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe('1:3\nwritten\n');
+    const missing = await cli(['run', '--rm', '--device', '/dev/berth-no-such-device', 'busybox', 'true']);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain('/dev/berth-no-such-device');
+    const version = (await cli(['info', '--format', '{{.CgroupVersion}}'])).stdout.trim();
+    expect(version).toBe(existsSync('/sys/fs/cgroup/cgroup.controllers') ? '2' : '1');
   });
 
   it('manages networks and volumes', async () => {

@@ -158,6 +158,11 @@ const hostConfig = nullable({
     }),
     Mounts: nullable({ type: 'array', items: mountSpec }),
     OomKillDisable: nullable(bool),
+    Devices: nullable({
+      type: 'array',
+      items: { type: 'object', required: ['PathOnHost'], properties: { PathOnHost: str, PathInContainer: str, CgroupPermissions: str } },
+    }),
+    DeviceCgroupRules: strArray,
   },
 });
 

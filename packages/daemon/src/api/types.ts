@@ -106,6 +106,8 @@ export interface HostConfig {
   Ulimits?: { Name: string; Soft: number; Hard: number }[] | null;
   Mounts?: MountSpec[] | null;
   OomKillDisable?: boolean | null;
+  Devices?: { PathOnHost: string; PathInContainer?: string; CgroupPermissions?: string }[] | null;
+  DeviceCgroupRules?: string[] | null;
   [key: string]: unknown;
 }
 

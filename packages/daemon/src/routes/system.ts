@@ -1,5 +1,7 @@
 import { cpus, hostname, release, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
+import { detectCgroups } from '@berth/runtime';
+import type { CgroupInfo } from '@berth/runtime';
 import type { ApiContext } from '../api/context.js';
 import { boolValue, parseFilters } from '../api/query.js';
 import type { Router } from '../api/router.js';
@@ -65,7 +67,10 @@ export function registerSystemRoutes(router: Router, s: DaemonServices): void {
     });
   });
 
+  let cgroups: CgroupInfo | undefined;
   router.add('GET', '/info', async (ctx) => {
+    // What this host's cgroups can limit, found once (what `docker info` reports and warns about).
+    cgroups ??= detectCgroups();
     const all = s.containers.store.all();
     const images = await s.images.list().catch(() => []);
     const runtime = s.runtime.ociRuntime;
@@ -79,13 +84,13 @@ export function registerSystemRoutes(router: Router, s: DaemonServices): void {
       Driver: 'overlay2',
       DriverStatus: [['Backing Filesystem', 'extfs']],
       Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'null'], Authorization: null, Log: ['k8s-file'] },
-      MemoryLimit: true,
-      SwapLimit: true,
-      CpuCfsPeriod: true,
-      CpuCfsQuota: true,
-      CPUShares: true,
-      CPUSet: true,
-      PidsLimit: true,
+      MemoryLimit: cgroups.controllers.includes('memory'),
+      SwapLimit: cgroups.swapAccounting,
+      CpuCfsPeriod: cgroups.controllers.includes('cpu'),
+      CpuCfsQuota: cgroups.controllers.includes('cpu'),
+      CPUShares: cgroups.controllers.includes('cpu'),
+      CPUSet: cgroups.controllers.includes('cpuset'),
+      PidsLimit: cgroups.controllers.includes('pids'),
       IPv4Forwarding: true,
       Debug: s.info.debug,
       NFd: 0,
@@ -94,7 +99,7 @@ export function registerSystemRoutes(router: Router, s: DaemonServices): void {
       SystemTime: new Date().toISOString(),
       LoggingDriver: 'k8s-file',
       CgroupDriver: 'cgroupfs',
-      CgroupVersion: '1',
+      CgroupVersion: String(cgroups.version),
       NEventsListener: 0,
       KernelVersion: release(),
       OperatingSystem: operatingSystem(),
