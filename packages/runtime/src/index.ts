@@ -80,8 +80,10 @@ export type {
   StopOptions,
 } from './runtime/types.js';
 export { parseSignal } from './runtime/signals.js';
-export { detectCgroups } from './cgroups/cgroups.js';
-export type { CgroupInfo } from './cgroups/cgroups.js';
+export { blkioWeightToIoWeight, cpuSharesToWeight, detectCgroups, memorySwapToSwapMax, readCgroupLimits } from './cgroups/cgroups.js';
+export type { CgroupInfo, CgroupLimits, DetectCgroupsOptions } from './cgroups/cgroups.js';
+export { parseDeviceCgroupRule, resolveDevices } from './spec/devices.js';
+export type { OciDevice, OciDeviceRule } from './spec/devices.js';
 
 // Embedding in test suites
 export { runTestContainer } from './testing/test-container.js';
