@@ -8,7 +8,9 @@
  *   - files: one layer holding 1000 files of 1–64 KiB
  * Each image is pushed and pulled RUNS times per server (alternating servers, fresh storage per
  * run); the median MB/s and the ratio berth / reference are printed and written to the registry
- * section of bench/RESULTS.md (replacing the previous one), with the load average seen during the run.
+ * section of bench/RESULTS.md (replacing the previous one), with the load average seen during the run,
+ * and so is each server's median CPU time (user + system of the serving process, from /proc) per
+ * operation — the steadier figure when other work shares the machine.
  *
  * Run: bash bench/registry.sh   (or packages/registry/node_modules/.bin/tsx --tsconfig tsconfig.json bench/registry.ts)
  */
@@ -20,7 +22,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { startDockerRegistry } from '../packages/registry/test/support/docker-registry.js';
-import { startRegistryProcess } from '../packages/registry/test/support/process.js';
+import { processCpuSeconds, startRegistryProcess } from '../packages/registry/test/support/process.js';
 
 const run = promisify(execFile);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -115,6 +117,8 @@ function median(xs: number[]): number {
 
 interface Server {
   host: string;
+  /** The serving process, whose CPU time (user + system) is sampled around each operation. */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -122,11 +126,15 @@ type Kind = 'berth' | 'berth-nofsync' | 'reference';
 const KINDS: Kind[] = ['berth', 'berth-nofsync', 'reference'];
 
 async function startServer(kind: Kind, scratch: string): Promise<Server> {
-  if (kind === 'reference') return startDockerRegistry();
+  if (kind === 'reference') {
+    const r = await startDockerRegistry();
+    return { host: r.host, pid: r.child.pid!, stop: () => r.stop() };
+  }
   const root = await mkdtemp(join(scratch, 'berth-root-'));
   const p = await startRegistryProcess({ root, quiet: true, fsync: kind === 'berth' });
   return {
     host: p.host,
+    pid: p.serverPid,
     async stop() {
       await p.kill('SIGTERM');
       await rm(root, { recursive: true, force: true });
@@ -174,9 +182,11 @@ async function main(): Promise<void> {
     ];
 
     const results = new Map<string, number[]>();
+    const cpu = new Map<string, number[]>();
     const loads: number[] = [];
-    const record = (key: string, seconds: number): void => {
+    const record = (key: string, seconds: number, serverCpu?: number): void => {
       results.set(key, [...(results.get(key) ?? []), seconds]);
+      if (serverCpu !== undefined) cpu.set(key, [...(cpu.get(key) ?? []), serverCpu]);
       loads.push(loadavg()[0]!);
     };
     for (let i = 0; i < RUNS; i++) {
@@ -194,19 +204,24 @@ async function main(): Promise<void> {
           // Server-bound figures: one blob pushed (POST + streamed PUT) and pulled with curl,
           // a client much lighter than skopeo, so the server's own cost shows.
           const rawRepo = `bench/raw${i}`;
+          const c0 = processCpuSeconds(server.pid);
           const rawPush = await curlPush(server.host, rawRepo, bigLayerPath, bigLayerDigest);
+          const c1 = processCpuSeconds(server.pid);
           const rawPull = await timed(() => run('curl', ['-sf', '-o', '/dev/null', `http://${server.host}/v2/${rawRepo}/blobs/${bigLayerDigest}`]));
-          record(`${kind}/raw/push`, rawPush);
-          record(`${kind}/raw/pull`, rawPull);
+          record(`${kind}/raw/push`, rawPush, c1 - c0);
+          record(`${kind}/raw/pull`, rawPull, processCpuSeconds(server.pid) - c1);
           console.log(`run ${i + 1}/${RUNS} ${kind.padEnd(13)} raw   push ${rawPush.toFixed(2)} s  pull ${rawPull.toFixed(2)} s (curl)`);
           for (const image of images) {
             const ref = `docker://${server.host}/bench/${image.name}:run${i}`;
+            const c0 = processCpuSeconds(server.pid);
             const push = await skopeo(['copy', '--dest-tls-verify=false', `dir:${join(scratch, image.name)}`, ref]);
+            const c1 = processCpuSeconds(server.pid);
             const dst = join(scratch, `pull-${kind}-${image.name}-${i}`);
             const pull = await skopeo(['copy', '--src-tls-verify=false', ref, `dir:${dst}`]);
+            const c2 = processCpuSeconds(server.pid);
             await rm(dst, { recursive: true, force: true });
-            record(`${kind}/${image.name}/push`, push);
-            record(`${kind}/${image.name}/pull`, pull);
+            record(`${kind}/${image.name}/push`, push, c1 - c0);
+            record(`${kind}/${image.name}/pull`, pull, c2 - c1);
             console.log(`run ${i + 1}/${RUNS} ${kind.padEnd(13)} ${image.name.padEnd(5)} push ${push.toFixed(2)} s  pull ${pull.toFixed(2)} s`);
           }
         } finally {
@@ -224,12 +239,27 @@ async function main(): Promise<void> {
     };
     for (const image of images) for (const op of ['push', 'pull']) rows.push(row(image.label, op, image.name, image.size));
     for (const op of ['push', 'pull']) rows.push(row(`${BIG_MIB} MiB blob, curl client`, op, 'raw', bigLayerSize));
+    // Server CPU per operation (user + system of the serving process): steadier than wall time
+    // on a shared machine, and what the server itself can change.
+    const cpuRow = (label: string, op: string, key: string): string => {
+      const [b, n, r] = KINDS.map((kind) => median(cpu.get(`${kind}/${key}/${op}`)!)) as [number, number, number];
+      return `| ${label} | ${op} | ${b.toFixed(2)} s | ${n.toFixed(2)} s | ${r.toFixed(2)} s | ${(b / r).toFixed(2)} | ${(n / r).toFixed(2)} |`;
+    };
+    const cpuRows: string[] = [];
+    for (const image of images) for (const op of ['push', 'pull']) cpuRows.push(cpuRow(image.label, op, image.name));
+    for (const op of ['push', 'pull']) cpuRows.push(cpuRow(`${BIG_MIB} MiB blob, curl client`, op, 'raw'));
+    const cpuTable = [
+      '| image | op | berth CPU (fsync) | berth CPU (fsync off) | docker-registry CPU | berth / ref | fsync-off / ref |',
+      '|---|---|---|---|---|---|---|',
+      ...cpuRows,
+    ].join('\n');
     const header = [
       '| image | op | berth (fsync, default) | berth (fsync off) | docker-registry 2.8 | berth / ref | berth fsync-off / ref |',
       '|---|---|---|---|---|---|---|',
     ];
     const table = [...header, ...rows].join('\n');
     console.log(`\n${table}\n`);
+    console.log(`server CPU per operation (median, user + system):\n${cpuTable}\n`);
     const load = `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (1-minute load average, sampled after each measurement)`;
     console.log(`load average during the run: ${load}`);
     const machine = `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${process.platform} ${process.version}`;
@@ -240,6 +270,10 @@ async function main(): Promise<void> {
       `bench/registry.ts: skopeo ${(await run('skopeo', ['--version'])).stdout.trim().replace('skopeo version ', '')} as the client for both servers, each in its own process on loopback with fresh storage per run, warmed up with an 8 MiB push/pull; berth runs twice, with its default fsync-before-rename commits and with \`fsync: false\` (the reference registry never fsyncs); medians of ${RUNS} runs (push = \`skopeo copy dir: → docker://\`, pull = the reverse; the curl rows push one blob with POST + a streamed PUT and pull it with GET, to show the servers' own cost). Machine: ${machine}. Load average during the run: ${load}.`,
       '',
       table,
+      '',
+      'Server CPU per operation (median user + system seconds of the serving process, from /proc; lower is better):',
+      '',
+      cpuTable,
       '',
     ].join('\n');
     if (!process.env.BENCH_NO_WRITE) await writeSection(new URL('./RESULTS.md', import.meta.url), section);

@@ -32,6 +32,7 @@ import { GarbageCollector, type GarbageCollectionOptions, type GarbageCollection
 import { validateManifestDocument, type ManifestSummary } from './manifest-check.js';
 import type { ReferrerRecord, StorageDriver } from './storage/driver.js';
 import { compareCodePoints } from './storage/filesystem.js';
+import { takeRequestBody } from './request-body.js';
 
 /** Manifests larger than this are refused (the distribution spec's recommended limit). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -549,7 +550,7 @@ export class RegistryApp {
     if (digestParam !== null && mount === null) {
       try {
         const digest = this.parseDigestParam(digestParam);
-        await this.driver.appendUpload(upload.id, 0, ctx.req);
+        await this.appendBody(ctx, upload.id, 0);
         await this.gc.guard(digest);
         await this.driver.commitUpload(upload.id, digest, contentLength(ctx.req));
         await this.driver.linkBlob(name, digest);
@@ -564,6 +565,23 @@ export class RegistryApp {
     if (!ctx.req.readableEnded) ctx.req.resume();
     this.uploadHeaders(ctx, name, upload.id, 0);
     this.empty(ctx, 202);
+  }
+
+  /**
+   * Appends the request body to an upload. A large body is read from the socket straight into
+   * the buffers the driver writes (see request-body.ts) when the driver takes chunks that way;
+   * otherwise it streams through node:http as usual.
+   */
+  private async appendBody(ctx: Ctx, id: string, offset: number): Promise<number> {
+    const body = this.driver.appendUploadChunks ? takeRequestBody(ctx.req, ctx.res) : undefined;
+    if (!body || !this.driver.appendUploadChunks) return this.driver.appendUpload(id, offset, ctx.req);
+    try {
+      return await this.driver.appendUploadChunks(id, offset, body);
+    } catch (error) {
+      // Let the client finish sending so that it reads the error response.
+      await body.discard();
+      throw error;
+    }
   }
 
   private uploadHeaders(ctx: Ctx, name: string, id: string, size: number): void {
@@ -601,7 +619,7 @@ export class RegistryApp {
       }
     }
     try {
-      const size = await this.driver.appendUpload(id, offset, ctx.req);
+      const size = await this.appendBody(ctx, id, offset);
       this.uploadHeaders(ctx, name, id, size);
       this.empty(ctx, 202);
     } catch (error) {
@@ -623,7 +641,7 @@ export class RegistryApp {
     const digest = digestParam;
     const length = contentLength(ctx.req);
     if (length !== 0 && !(ctx.req.readableEnded && length === undefined)) {
-      await this.driver.appendUpload(id, upload.size, ctx.req);
+      await this.appendBody(ctx, id, upload.size);
     }
     await this.gc.guard(digest);
     await this.driver.commitUpload(id, digest);

@@ -7,6 +7,7 @@ import { Htpasswd, TokenIssuer } from './auth.js';
 import type { GarbageCollectionOptions, GarbageCollectionReport } from './gc.js';
 import type { StorageDriver } from './storage/driver.js';
 import { FilesystemDriver } from './storage/filesystem.js';
+import { prepareManifestValidators } from './manifest-check.js';
 
 export interface RegistryServerOptions {
   /** Root directory of the filesystem driver (ignored when `storage` is given). */
@@ -109,6 +110,9 @@ export async function serveRegistry(options: ServeRegistryOptions): Promise<Runn
       resolve();
     });
   });
+  // Compile the manifest validators now rather than during the first push (unref'd: a server
+  // closed right away does not wait for it).
+  setTimeout(prepareManifestValidators, 0).unref();
   const address = server.address() as AddressInfo;
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const scheme = options.tlsCert ? 'https' : 'http';

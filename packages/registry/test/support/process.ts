@@ -15,6 +15,8 @@ export interface RegistryProcess {
   port: number;
   /** `127.0.0.1:PORT`. */
   host: string;
+  /** Pid of the node process serving (tsx's child), for CPU accounting; the tsx pid if none. */
+  serverPid: number;
   output(): string;
   /** Sends a signal and waits for the process to exit. */
   kill(signal?: NodeJS.Signals): Promise<void>;
@@ -56,6 +58,7 @@ export async function startRegistryProcess(options: { root: string; addr?: strin
     url,
     port,
     host: `127.0.0.1:${port}`,
+    serverPid: childPids(child.pid!)[0] ?? child.pid!,
     output: () => out,
     async kill(signal: NodeJS.Signals = 'SIGTERM') {
       if (exited) return;
@@ -80,6 +83,14 @@ export async function startRegistryProcess(options: { root: string; addr?: strin
   };
 }
 
+
+/** CPU time (user + system, seconds) a process has used so far, all threads, from /proc (Linux). */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 /** Direct children of a pid, from /proc (Linux). */
 function childPids(pid: number): number[] {

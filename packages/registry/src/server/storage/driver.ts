@@ -66,6 +66,14 @@ export interface StorageDriver {
    */
   appendUpload(id: string, offset: number, data: Readable): Promise<number>;
   /**
+   * Optional fast path of `appendUpload` for a body read into memory the producer reuses: each
+   * chunk is valid only until the iterator is advanced, so the driver must be done with it
+   * (hashed, written) before asking for the next one — which lets a server read a request body
+   * from the socket straight into the buffers that are written to storage. Same contract as
+   * `appendUpload` otherwise (offset check, bytes that arrived stay when the body fails midway).
+   */
+  appendUploadChunks?(id: string, offset: number, chunks: AsyncIterable<Uint8Array>): Promise<number>;
+  /**
    * Verifies the upload's bytes against `digest` (and `size` when given), then makes them the blob
    * `digest`. The upload is gone afterwards whether or not the commit succeeded.
    */

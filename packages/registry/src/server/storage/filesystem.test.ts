@@ -85,6 +85,56 @@ describe('FilesystemDriver upload path', () => {
     expect(Buffer.compare(Buffer.from((await driver.readBlobBytes(sha256(data)))!), data)).toBe(0);
   });
 
+  /**
+   * `bytes` as a lending iterator the way the server's socket body produces it: every chunk is a
+   * view of one reused buffer, overwritten with garbage as soon as the consumer asks for the next.
+   */
+  function lent(bytes: Buffer, piece: number, failAfter?: number): AsyncIterable<Uint8Array> & { returned: boolean } {
+    const shared = Buffer.alloc(piece);
+    let offset = 0;
+    const it = {
+      returned: false,
+      [Symbol.asyncIterator]: () => ({
+        next: async (): Promise<IteratorResult<Uint8Array>> => {
+          shared.fill(0xee);
+          if (failAfter !== undefined && offset >= failAfter) throw new Error('client went away');
+          if (offset >= bytes.length) return { value: undefined, done: true };
+          const end = Math.min(bytes.length, offset + piece, failAfter ?? Infinity);
+          bytes.copy(shared, 0, offset, end);
+          const chunk = shared.subarray(0, end - offset);
+          offset = end;
+          return { value: chunk, done: false };
+        },
+        return: async (): Promise<IteratorResult<Uint8Array>> => {
+          it.returned = true;
+          return { value: undefined, done: true };
+        },
+      }),
+    };
+    return it;
+  }
+
+  it('appendUploadChunks writes each lent chunk before asking for the next, and commits it verified', async () => {
+    const data = randomBytes(37 * 1024 * 1024 + 999);
+    const upload = await driver.createUpload('big/layer');
+    expect(await driver.appendUploadChunks(upload.id, 0, lent(data, 4 * 1024 * 1024))).toBe(data.length);
+    expect((await driver.commitUpload(upload.id, sha256(data), data.length)).size).toBe(data.length);
+    expect(Buffer.compare(Buffer.from((await driver.readBlobBytes(sha256(data)))!), data)).toBe(0);
+  });
+
+  it('appendUploadChunks refuses a wrong offset (dropping the body) and keeps what arrived before a failure', async () => {
+    const data = randomBytes(6 * 1024 * 1024 + 5);
+    const cut = 3 * 1024 * 1024 + 17;
+    const upload = await driver.createUpload('big/layer');
+    const wrong = lent(data, 1024 * 1024);
+    await expect(driver.appendUploadChunks(upload.id, 10, wrong)).rejects.toMatchObject({ code: 'RANGE_INVALID' });
+    expect(wrong.returned).toBe(true);
+    await expect(driver.appendUploadChunks(upload.id, 0, lent(data, 1024 * 1024, cut))).rejects.toThrow('client went away');
+    expect((await driver.statUpload(upload.id))?.size).toBe(cut);
+    expect(await driver.appendUploadChunks(upload.id, cut, lent(data.subarray(cut), 1024 * 1024))).toBe(data.length);
+    expect((await driver.commitUpload(upload.id, sha256(data))).size).toBe(data.length);
+  });
+
   it('putManifest stores blob, link, referrer and tag together, and nothing for a wrong digest', async () => {
     const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, note: randomBytes(8).toString('hex') }));
     const digest = sha256(bytes);

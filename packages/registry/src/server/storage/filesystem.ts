@@ -52,7 +52,9 @@ const SYNC_EVERY_BYTES = 16 * 1024 * 1024;
  * tmp/                                                    temp files, renamed into place
  * ```
  * Every file other readers see is written to `tmp/`, fsynced and renamed, so it appears whole.
- * Upload data is appended in place (its size on disk is the resume point after a crash).
+ * Upload data is appended in place (its size on disk is the resume point after a crash); an
+ * upload session's files are not fsynced until the commit (a session outlives the process, not a
+ * power cut).
  */
 export class FilesystemDriver implements StorageDriver {
   readonly root: string;
@@ -63,6 +65,11 @@ export class FilesystemDriver implements StorageDriver {
   private readonly hashes = new Map<string, { hash: Hash; size: number }>();
   /** Serialises appends/commits per upload. */
   private readonly uploadLocks = new Map<string, Promise<unknown>>();
+  /**
+   * The fdatasync each append starts on its way out, by upload: `size` is the upload's size it
+   * covers. Lost on restart, in which case the commit fsyncs the file itself.
+   */
+  private readonly flushes = new Map<string, { size: number; flushed: Promise<void> }>();
   /** `info.json` of uploads seen by this process (it never changes once written). */
   private readonly uploadInfo = new Map<string, { repository: string; startedAt: number }>();
 
@@ -265,9 +272,13 @@ export class FilesystemDriver implements StorageDriver {
     const dir = this.uploadDir(id);
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     const info: UploadInfo = { id, repository, size: 0, startedAt: Date.now() };
+    // Neither file is fsynced, and info.json is written in place (one small write, which a process
+    // crash cannot tear): a session only has to outlive the server process. One lost to a power
+    // cut reads as unknown, and the client starts that blob again; committed blobs are what the
+    // fsync policy protects. (An fsync here was a journal commit on every blob push.)
     await Promise.all([
       fs.writeFile(path.join(dir, 'data'), new Uint8Array(0), { mode: 0o600 }),
-      this.writeAtomic(path.join(dir, 'info.json'), JSON.stringify({ repository, startedAt: info.startedAt })),
+      fs.writeFile(path.join(dir, 'info.json'), JSON.stringify({ repository, startedAt: info.startedAt }), { mode: 0o600, flag: 'wx' }),
     ]);
     this.uploadInfo.set(id, { repository, startedAt: info.startedAt });
     this.hashes.set(id, { hash: createHash('sha256'), size: 0 });
@@ -290,7 +301,8 @@ export class FilesystemDriver implements StorageDriver {
       const st = await fs.stat(path.join(dir, 'data'));
       return { id, repository: raw.repository, size: st.size, startedAt: raw.startedAt };
     } catch (error) {
-      if (isNotFound(error)) {
+      // A torn info.json (a power cut right after the session started) is an unknown session.
+      if (isNotFound(error) || error instanceof SyntaxError) {
         this.uploadInfo.delete(id);
         return undefined;
       }
@@ -310,11 +322,85 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   appendUpload(id: string, offset: number, data: Readable): Promise<number> {
+    return this.append(id, offset, () => data.resume(), async (handle, running) => {
+      const sink = new UploadSink(handle, running, this.fsync ? SYNC_EVERY_BYTES : undefined);
+      try {
+        await pipeline(data, sink);
+      } catch (error) {
+        // What arrived stays (the sink writes what it gathered before the handle closes).
+        await sink.settle();
+        throw error;
+      }
+    });
+  }
+
+  appendUploadChunks(id: string, offset: number, chunks: AsyncIterable<Uint8Array>): Promise<number> {
+    const discard = (): void => {
+      void chunks[Symbol.asyncIterator]().return?.();
+    };
+    return this.append(id, offset, discard, async (handle, running) => {
+      // Each chunk is hashed and written before the next is asked for (the producer reuses its
+      // memory); the producer reads the next chunk from the socket while this one is written.
+      // Periodic fdatasyncs run one at a time beside the writes; the last one is not waited for
+      // here but handed on (an error it reports must reach the commit: see `flushes`).
+      let unsynced = 0;
+      let syncing: Promise<void> | undefined;
+      let lastSync: Promise<void> | undefined;
+      let syncError: unknown;
+      try {
+        for await (const chunk of chunks) {
+          // The write (thread pool) and the hash (this thread) both only read the chunk: run
+          // them side by side. A failed write drops the running hash anyway.
+          const written = writeFully(handle, chunk);
+          if (running) {
+            running.hash.update(chunk);
+            running.size += chunk.length;
+          }
+          await written;
+          if (syncError !== undefined) throw syncError;
+          unsynced += chunk.length;
+          if (this.fsync && !syncing && unsynced >= SYNC_EVERY_BYTES) {
+            unsynced = 0;
+            lastSync = handle.datasync();
+            syncing = lastSync.then(
+              () => {
+                syncing = undefined;
+              },
+              (error: unknown) => {
+                syncing = undefined;
+                syncError = error;
+              },
+            );
+          }
+        }
+      } catch (error) {
+        while (syncing) await syncing;
+        throw error;
+      }
+      if (syncError !== undefined) throw syncError;
+      return lastSync;
+    });
+  }
+
+  /**
+   * The common part of both appends: under the upload's lock, checks the offset (`refuse` drops
+   * the body of a refused request), opens the data file for appending and runs `write`. On
+   * failure the running hash may be ahead of the file, so it is dropped (commit rehashes).
+   */
+  private append(
+    id: string,
+    offset: number,
+    refuse: () => void,
+    write: (handle: fs.FileHandle, running: { hash: Hash; size: number } | undefined) => Promise<Promise<void> | undefined | void>,
+  ): Promise<number> {
     return this.withUploadLock(id, async () => {
       const info = await this.statUpload(id);
-      if (!info) throw new BlobUploadUnknownError(`blob upload unknown: ${id}`);
+      if (!info) {
+        refuse();
+        throw new BlobUploadUnknownError(`blob upload unknown: ${id}`);
+      }
       if (offset !== info.size) {
-        data.resume();
+        refuse();
         throw new RangeInvalidError(`chunk starts at ${offset} but upload ${id} has ${info.size} bytes`, {
           detail: { size: info.size },
         });
@@ -326,20 +412,27 @@ export class FilesystemDriver implements StorageDriver {
       }
       const file = path.join(this.uploadDir(id), 'data');
       const handle = await fs.open(file, 'a');
-      const sink = new UploadSink(handle, running, this.fsync ? SYNC_EVERY_BYTES : undefined);
+      let handedOn = false;
       try {
-        await pipeline(data, sink);
+        const pendingSync = await write(handle, running);
+        const { size } = await handle.stat();
+        if (this.fsync) {
+          // The final flush runs after the response: the client's next request (usually the
+          // closing PUT) overlaps with it, and the commit waits for it instead of syncing again.
+          // Chained after the previous append's flush, whose error must not be lost either.
+          const previous = this.flushes.get(id)?.flushed ?? Promise.resolve();
+          const flushed = previous.then(() => pendingSync).then(() => handle.datasync());
+          this.flushes.set(id, { size, flushed });
+          handedOn = true;
+          void flushed.catch(() => undefined).then(() => handle.close().catch(() => undefined));
+        }
+        return size;
       } catch (error) {
-        // What arrived stays (the sink writes what it gathered before the handle closes); the
-        // running hash may be ahead of the file, so drop it.
         this.hashes.delete(id);
-        await sink.settle();
         throw error;
       } finally {
-        await handle.close().catch(() => undefined);
+        if (!handedOn) await handle.close().catch(() => undefined);
       }
-      const st = await fs.stat(file);
-      return st.size;
     });
   }
 
@@ -367,8 +460,13 @@ export class FilesystemDriver implements StorageDriver {
           throw new DigestInvalidError(`digest invalid: upload ${id} hashes to ${actual}, not ${digest}`);
         }
         const target = this.blobPath(digest);
+        const flush = this.flushes.get(id);
         if (!(await exists(target))) {
-          if (this.fsync) {
+          // The flush the last append started: its error, if any, fails the commit — a second
+          // fsync would not report it again (the kernel reports a writeback error once), so it
+          // must not be retried. When it covers every byte, nothing is left to sync.
+          if (flush) await flush.flushed;
+          if (this.fsync && !(flush && flush.size === info.size)) {
             const handle = await fs.open(file, 'r+');
             try {
               await handle.sync();
@@ -387,6 +485,7 @@ export class FilesystemDriver implements StorageDriver {
         return { digest, size: st.size, modifiedAt: st.mtimeMs };
       } finally {
         this.hashes.delete(id);
+        this.flushes.delete(id);
         await fs.rm(dir, { recursive: true, force: true });
         this.uploadInfo.delete(id);
       }
@@ -398,6 +497,7 @@ export class FilesystemDriver implements StorageDriver {
       const info = await this.statUpload(id);
       if (!info) return false;
       this.hashes.delete(id);
+      this.flushes.delete(id);
       await fs.rm(this.uploadDir(id), { recursive: true, force: true });
       this.uploadInfo.delete(id);
       return true;
@@ -676,6 +776,16 @@ class UploadSink extends Writable {
 
   override _final(callback: (error?: Error | null) => void): void {
     this.drainAll().then(() => callback(this.error ?? null), callback);
+  }
+}
+
+/** Writes all of `bytes` at the file's end (appending handle), looping over short writes. */
+async function writeFully(handle: fs.FileHandle, bytes: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);
+    if (bytesWritten === 0) throw new Error(`short write appending ${bytes.length} bytes`);
+    done += bytesWritten;
   }
 }
 
