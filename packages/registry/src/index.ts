@@ -50,6 +50,7 @@ export type {
 
 // ---- client ----
 export { RegistryClient, MAX_MANIFEST_SIZE, referrersTag } from './client/client.js';
+export type { LentChunks } from './client/raw-http.js';
 export type {
   RegistryClientOptions,
   AnyManifest,

@@ -255,9 +255,14 @@ export class LocalContentStore implements ContentStore {
   }
 }
 
+/** Bytes written between background flushes to disk (see LocalContentWriter.write). */
+const FLUSH_EVERY = 16 << 20;
+
 class LocalContentWriter implements ContentWriter {
   readonly ref: string;
   private closed = false;
+  private unflushed = 0;
+  private flushing: Promise<void> | undefined;
 
   constructor(
     private readonly store: LocalContentStore,
@@ -311,6 +316,20 @@ class LocalContentWriter implements ContentWriter {
     }
     for (const chunk of chunks) this.hash.update(chunk);
     this.offset += length;
+    // Write-back while the download goes on, so the fsync on commit finds little left to do
+    // (it is on the critical path of a pull; a whole blob's worth of dirty pages is not).
+    this.unflushed += length;
+    if (this.unflushed >= FLUSH_EVERY && this.flushing === undefined) {
+      this.unflushed = 0;
+      this.flushing = this.fh.datasync().then(
+        () => {
+          this.flushing = undefined;
+        },
+        () => {
+          this.flushing = undefined;
+        },
+      );
+    }
     if (this.meta.total > 0 && this.offset > this.meta.total) {
       throw new ContentVerificationError(`ingest ${this.ref}: ${this.offset} bytes written, more than the expected ${this.meta.total}`);
     }
@@ -364,6 +383,7 @@ class LocalContentWriter implements ContentWriter {
       await rm(this.dir, { recursive: true, force: true });
       throw err;
     }
+    await this.flushing;
     await this.fh.sync();
     // Keep the ref locked until the data is renamed and the ingest removed, so a waiting
     // writer for the same ref never sees a half-removed ingest.
@@ -379,6 +399,7 @@ class LocalContentWriter implements ContentWriter {
   private async closeHandle(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.flushing;
     await this.fh.close();
   }
 

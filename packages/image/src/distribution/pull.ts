@@ -1,5 +1,5 @@
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { PassThrough } from 'node:stream';
 import type { Readable } from 'node:stream';
 import {
   formatReference,
@@ -15,10 +15,12 @@ import {
 import type { Descriptor, Platform, Reference } from '@berth/oci-spec';
 import { writeBlob } from '../content/local-store.js';
 import { chunksOf } from '../layer/chunks.js';
-import { ContentExistsError, IngestLockedError, InvalidImageError } from '../errors.js';
+import type { LentChunks } from '../layer/decompress.js';
+import { ChunkChannel } from './chunk-channel.js';
+import { ContentExistsError, ContentVerificationError, IngestLockedError, InvalidImageError } from '../errors.js';
 import type { PullProgress, PullResult } from '../service/types.js';
 import type { ImageContext } from '../store/context.js';
-import { hasSnapshot, parseIndex, recordFor, unpackLayer } from '../store/context.js';
+import { hasSnapshot, parseIndex, recordOf, unpackLayer } from '../store/context.js';
 import type { ImageLayerRecord } from '../store/image-store.js';
 
 /**
@@ -27,7 +29,13 @@ import type { ImageLayerRecord } from '../store/image-store.js';
  */
 export interface RegistrySource {
   getManifest(ref: Reference | string, opts?: { signal?: AbortSignal }): Promise<{ descriptor: Descriptor; bytes: Uint8Array; manifest: unknown }>;
-  fetchBlob(ref: Reference | string, desc: Descriptor, opts?: { offset?: number; signal?: AbortSignal }): Promise<Readable>;
+  /** `verify: false` asks for a size check only: the content store hashes what it ingests. */
+  fetchBlob(ref: Reference | string, desc: Descriptor, opts?: { offset?: number; signal?: AbortSignal; verify?: boolean }): Promise<Readable>;
+  /**
+   * Optional, preferred for layers: the same bytes as chunks lent by the source (valid until
+   * handed back with `release`) — @berth/registry's `fetchBlobChunks`.
+   */
+  fetchBlobChunks?(ref: Reference | string, desc: Descriptor, opts?: { offset?: number; signal?: AbortSignal; verify?: boolean }): Promise<LentChunks>;
 }
 
 export interface PullImageOptions {
@@ -38,6 +46,7 @@ export interface PullImageOptions {
 }
 
 const shortId = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
+const sha256Digest = (bytes: Uint8Array): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
 /** A counting semaphore for parallel downloads. */
 class Semaphore {
@@ -70,12 +79,42 @@ export async function pullImage(ctx: ImageContext, source: RegistrySource, refer
   const signal = options.signal;
   const want: Platform = options.platform === undefined ? hostPlatform() : typeof options.platform === 'string' ? parsePlatform(options.platform) : options.platform;
 
+  // Manifests and the config are verified in memory and used from there; their commits to the
+  // content store (an fsync each) run beside the layer downloads and are awaited before the
+  // image is listed.
+  const commits: Promise<unknown>[] = [];
+  const storeBlob = (bytes: Uint8Array, digest: string): void => {
+    const p = writeBlob(ctx.content, bytes, { expected: { digest, size: bytes.byteLength } });
+    p.catch(() => undefined);
+    commits.push(p);
+  };
+  try {
+    return await pullWith(ctx, source, ref, want, emit, storeBlob, commits, signal, options.concurrency ?? 4);
+  } catch (err) {
+    // Nothing left running behind a failed pull.
+    await Promise.allSettled(commits);
+    throw err;
+  }
+}
+
+async function pullWith(
+  ctx: ImageContext,
+  source: RegistrySource,
+  ref: Reference,
+  want: Platform,
+  emit: (event: PullProgress) => void,
+  storeBlob: (bytes: Uint8Array, digest: string) => void,
+  commits: Promise<unknown>[],
+  signal: AbortSignal | undefined,
+  concurrency: number,
+): Promise<PullResult> {
   const top = await source.getManifest(ref, signal ? { signal } : {});
   const target: Descriptor = { mediaType: top.descriptor.mediaType, digest: top.descriptor.digest, size: top.descriptor.size };
   emit({ type: 'resolved', reference: formatReference(ref), digest: target.digest });
-  await writeBlob(ctx.content, top.bytes, { expected: { digest: target.digest, size: top.bytes.byteLength } });
+  storeBlob(top.bytes, target.digest);
 
   let manifestDesc = target;
+  let manifestBytes = top.bytes;
   if (isIndexMediaType(target.mediaType)) {
     const index = parseIndex(top.bytes, target.mediaType, formatReference(ref));
     const chosen = selectManifest(index, want);
@@ -83,18 +122,26 @@ export async function pullImage(ctx: ImageContext, source: RegistrySource, refer
     const m = await source.getManifest(withDigest({ domain: ref.domain, path: ref.path }, chosen.digest), signal ? { signal } : {});
     manifestDesc = { mediaType: m.descriptor.mediaType, digest: m.descriptor.digest, size: m.descriptor.size };
     if (manifestDesc.digest !== chosen.digest) throw new InvalidImageError(`registry answered ${manifestDesc.digest} for ${chosen.digest}`);
-    await writeBlob(ctx.content, m.bytes, { expected: { digest: manifestDesc.digest, size: m.bytes.byteLength } });
+    storeBlob(m.bytes, manifestDesc.digest);
+    manifestBytes = m.bytes;
   }
 
-  // Config (small): fetched whole, verified by the content store.
-  const manifestBytes = await ctx.content.readBytes(manifestDesc.digest);
+  // Config (small): fetched whole and verified (digest and size) by the registry client.
   const configDesc = (JSON.parse(Buffer.from(manifestBytes).toString('utf8')) as { config?: Descriptor }).config;
   if (!configDesc) throw new InvalidImageError(`${formatReference(ref)}: manifest has no config`);
   if (configDesc.size > 4 * 1024 * 1024) throw new InvalidImageError(`${formatReference(ref)}: config of ${configDesc.size} bytes is larger than 4 MiB`);
-  if (!(await ctx.content.has(configDesc.digest))) {
-    await writeBlob(ctx.content, await source.fetchBlob(ref, configDesc, signal ? { signal } : {}), { expected: { digest: configDesc.digest, size: configDesc.size } });
+  let configBytes: Uint8Array;
+  if (await ctx.content.has(configDesc.digest)) configBytes = await ctx.content.readBytes(configDesc.digest);
+  else {
+    const parts: Buffer[] = [];
+    for await (const c of chunksOf(await source.fetchBlob(ref, configDesc, signal ? { signal } : {}))) parts.push(c);
+    configBytes = Buffer.concat(parts);
+    if (configBytes.byteLength !== configDesc.size || sha256Digest(configBytes) !== configDesc.digest) {
+      throw new ContentVerificationError(`config ${configDesc.digest} of ${formatReference(ref)}: the registry sent other bytes`);
+    }
+    storeBlob(configBytes, configDesc.digest);
   }
-  const { record } = await recordFor(ctx, target, manifestDesc, formatReference(ref));
+  const { record } = recordOf(target, manifestDesc, manifestBytes, configBytes, formatReference(ref));
   const name = referenceName(ref);
   record.repoDigests = [`${name}@${target.digest}`];
   const names = ref.tag !== undefined && ref.digest === undefined ? [formatReference(ref)] : [];
@@ -106,7 +153,7 @@ export async function pullImage(ctx: ImageContext, source: RegistrySource, refer
   const done: Promise<void>[] = [];
   const resolvers: (() => void)[] = [];
   for (let i = 0; i < layers.length; i++) done.push(new Promise<void>((r) => resolvers.push(r)));
-  const sem = new Semaphore(options.concurrency ?? 4);
+  const sem = new Semaphore(concurrency);
 
   const layerEvent = (l: ImageLayerRecord, phase: Extract<PullProgress, { type: 'layer' }>['phase'], current = 0, total = l.size): void =>
     emit({ type: 'layer', id: shortId(l.digest), digest: l.digest, phase, current, total });
@@ -124,9 +171,7 @@ export async function pullImage(ctx: ImageContext, source: RegistrySource, refer
       fetched = true;
       const parentReady = i === 0 || unpacked[i - 1] === true;
       if (!(await ctx.content.has(l.digest))) {
-        const teeInto = parentReady ? new PassThrough({ highWaterMark: 4 << 20 }) : undefined;
-        // Errors reach the unpacker through its iterator; this keeps a late one from crashing.
-        teeInto?.on('error', () => undefined);
+        const teeInto = parentReady ? new ChunkChannel() : undefined;
         const unpacking = teeInto
           ? (async () => {
               layerEvent(l, 'extracting', 0, l.size);
@@ -180,6 +225,7 @@ export async function pullImage(ctx: ImageContext, source: RegistrySource, refer
   for (let i = 0; i < layers.length; i++) if (!unpacked[i]) throw new InvalidImageError(`layer ${i} of ${formatReference(ref)} was not unpacked`);
 
   const upToDate = !fetched && existing !== undefined && existing.target.digest === target.digest && names.every((n) => ctx.images.allNames()[n] === record.id);
+  await Promise.all(commits);
   await ctx.images.put(record, names);
   emit({ type: 'done', reference: formatReference(ref), digest: target.digest, upToDate });
   return { reference: formatReference(ref), digest: target.digest, id: record.id, upToDate };
@@ -188,6 +234,9 @@ export async function pullImage(ctx: ImageContext, source: RegistrySource, refer
 /**
  * Downloads one blob into the content store through a resumable ingest named after its digest;
  * `tee` (optional) receives every byte too, from offset 0, for unpacking while downloading.
+ * With a source that lends its chunks (`fetchBlobChunks`), a chunk goes to the ingest (hashed
+ * once, there: nothing unverified is committed) and to the unpacker as it is, and is handed
+ * back to the source once both are done with it — no copy, no fresh memory per chunk.
  */
 async function download(
   ctx: ImageContext,
@@ -195,7 +244,7 @@ async function download(
   ref: Reference,
   layer: ImageLayerRecord,
   onBytes: (current: number) => void,
-  tee: PassThrough | undefined,
+  tee: ChunkChannel | undefined,
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const desc: Descriptor = { mediaType: layer.mediaType, digest: layer.digest, size: layer.size };
@@ -217,7 +266,7 @@ async function download(
     if (err instanceof ContentExistsError) {
       if (tee) {
         for await (const c of chunksOf(await ctx.content.reader(layer.digest))) await feed(tee, c);
-        if (!tee.destroyed) tee.end();
+        tee.end();
       }
       return;
     }
@@ -232,37 +281,59 @@ async function download(
       for await (const c of chunksOf(ingestData)) await feed(tee, c);
     }
     if (offset < layer.size) {
-      const opts: { offset?: number; signal?: AbortSignal } = {};
+      // One hash of the compressed bytes: the ingest's, checked on commit (nothing unverified is committed).
+      const opts: { offset?: number; signal?: AbortSignal; verify?: boolean } = { verify: false };
       if (offset > 0) opts.offset = offset;
       if (signal) opts.signal = signal;
-      const stream = await source.fetchBlob(ref, desc, opts);
+      let chunks: AsyncIterable<Buffer>;
+      let giveBack: (chunk: Buffer) => void = () => undefined;
+      if (source.fetchBlobChunks) {
+        const lent = await source.fetchBlobChunks(ref, desc, opts);
+        chunks = lent;
+        giveBack = (chunk) => lent.release(chunk);
+      } else chunks = chunksOf(await source.fetchBlob(ref, desc, opts));
       let last = 0;
-      // Disk writes in ~1 MiB batches; the unpacker gets every chunk as it arrives.
+      // Disk writes in ~1 MiB batches (write-behind: one on its way to disk while the next
+      // one arrives); the unpacker gets every chunk as it arrives.
       let batch: Buffer[] = [];
+      let batchDone: (() => void)[] = [];
       let batched = 0;
-      for await (const b of chunksOf(stream)) {
+      const flush = async (): Promise<void> => {
+        await writing;
+        const pieces = batch;
+        const done = batchDone;
+        batch = [];
+        batchDone = [];
+        batched = 0;
+        writing = writer.write(pieces).then(() => {
+          for (const d of done) d();
+        });
+        writing.catch(() => undefined);
+      };
+      for await (const b of chunks) {
+        let holders = tee && !tee.destroyed ? 2 : 1;
+        const done = (): void => {
+          if (--holders === 0) giveBack(b);
+        };
         batch.push(b);
+        batchDone.push(done);
         batched += b.length;
         offset += b.length;
-        if (tee) await feed(tee, b);
-        if (batched >= 1 << 20 || batch.length >= 512) {
-          // Write-behind: one batch on its way to disk while the next one arrives.
-          await writing;
-          writing = writer.write(batch);
-          writing.catch(() => undefined);
-          batch = [];
-          batched = 0;
+        if (tee && holders === 2) {
+          tee.push(b, done);
+          await tee.waitForRoom();
         }
+        if (batched >= 1 << 20 || batch.length >= 512) await flush();
         if (offset - last >= 256 * 1024 || offset === layer.size) {
           last = offset;
           onBytes(offset);
         }
       }
+      if (batched > 0) await flush();
       await writing;
-      if (batched > 0) await writer.write(batch);
     }
     await writer.commit(layer.size, layer.digest);
-    if (tee && !tee.destroyed) tee.end();
+    tee?.end();
   } catch (err) {
     await writing.catch(() => undefined);
     await writer.close();
@@ -275,17 +346,8 @@ async function download(
   }
 }
 
-/** Writes to the unpacker's stream with backpressure; a destroyed stream (failed unpack) is skipped. */
-async function feed(tee: PassThrough, chunk: Buffer): Promise<void> {
-  if (tee.destroyed) return;
-  if (tee.write(chunk)) return;
-  await new Promise<void>((resolve) => {
-    const done = (): void => {
-      tee.off('drain', done);
-      tee.off('close', done);
-      resolve();
-    };
-    tee.on('drain', done);
-    tee.on('close', done);
-  });
+/** Hands the unpacker a chunk this pull owns (read from disk), with backpressure. */
+async function feed(tee: ChunkChannel, chunk: Buffer): Promise<void> {
+  tee.push(chunk, () => undefined);
+  await tee.waitForRoom();
 }

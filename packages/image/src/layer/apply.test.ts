@@ -1,7 +1,9 @@
-import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildBusyboxImage, makeBusyboxRootfs } from '../../../../test/support/busybox.js';
@@ -12,6 +14,7 @@ import { getXattrsRecursive } from './fs-ops.js';
 import { packTar } from './tar-writer.js';
 import type { TarWriteEntry } from './tar-writer.js';
 
+const run = promisify(execFile);
 const sha = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 async function tarBytes(entries: TarWriteEntry[]): Promise<Buffer> {
@@ -57,6 +60,52 @@ afterEach(async () => {
 });
 
 describe('applyLayer', () => {
+  it('reports the disk usage du reports, without walking the tree', async () => {
+    const image = await buildBusyboxImage();
+    const root = join(work, 'du');
+    const big = randomBytes(3 * 1024 * 1024 + 5);
+    const extra = await tarBytes([
+      dir('data'),
+      { header: { path: 'data/big', type: 'file', mode: 0o600, size: big.length, mtime: 1 }, body: async function* () { yield big; } },
+      file('data/small', 'x'.repeat(5000)),
+      hardlinkEntry('data/small-link', 'data/small'),
+      symlinkEntry('data/long-link', 'x'.repeat(200)),
+    ]);
+    await applyLayer(root, [Buffer.from(image.layer.bytes)]);
+    const result = await applyLayer(root, [gzipSync(extra)]);
+    const du = Number((await run('du', ['-s', '-B1', root])).stdout.split('\t')[0]);
+    expect(result.usage).toBeGreaterThan(big.length);
+    // The second apply went over the first one's tree: its own entries plus the directories.
+    const first = join(work, 'du-first');
+    const r1 = await applyLayer(first, [Buffer.from(image.layer.bytes)]);
+    expect(r1.usage).toBe(Number((await run('du', ['-s', '-B1', first])).stdout.split('\t')[0]));
+    expect(result.usage).toBeLessThanOrEqual(du);
+  });
+
+  it('hands every lent chunk back exactly once, after it was used (gzip through igzip and plain tar)', async () => {
+    const payload = randomBytes(5 * 1024 * 1024);
+    const tar = await tarBytes([{ header: { path: 'blob', type: 'file', mode: 0o644, size: payload.length, mtime: 1 }, body: async function* () { yield payload; } }, file('note', 'hello')]);
+    for (const [name, bytes] of [['gz', gzipSync(tar, { level: 1 })], ['plain', tar]] as const) {
+      // Chunks cut from buffers that are scribbled over once released: a chunk used after its
+      // release would corrupt the result.
+      const released = new Set<Buffer>();
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < bytes.length; i += 100_000) chunks.push(Buffer.from(bytes.subarray(i, i + 100_000)));
+      const root = join(work, `lent-${name}`);
+      const result = await applyLayer(root, chunks, {
+        release: (c) => {
+          expect(released.has(c)).toBe(false);
+          released.add(c);
+          c.fill(0xee);
+        },
+      });
+      expect(released.size).toBe(chunks.length);
+      expect(result.diffId).toBe(sha(tar));
+      expect(sha(await readFile(join(root, 'blob')))).toBe(sha(payload));
+      expect(await readFile(join(root, 'note'), 'utf8')).toBe('hello');
+    }
+  });
+
   it('unpacks the busybox layer (gzip) and computes its diffID while streaming', async () => {
     const image = await buildBusyboxImage();
     const root = join(work, 'root');

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fchownSync, futimesSync, lstatSync, open as openCb, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, fstatSync, futimesSync, lstatSync, open as openCb, writeSync } from 'node:fs';
 import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, open, readlink, rm, symlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import { InvalidLayerError, UnsafeLayerError } from '../errors.js';
 import type { Digest } from '../content/types.js';
-import { decompressStream } from './decompress.js';
+import { decompressLent } from './decompress.js';
 import { mknod, setXattr } from './fs-ops.js';
 import { ByteSource, readTar } from './tar-reader.js';
 import type { TarHeader } from './tar-reader.js';
@@ -28,6 +28,11 @@ export interface ApplyLayerOptions {
   devices?: 'create' | 'skip' | 'refuse';
   /** Called with the number of uncompressed bytes consumed so far. */
   onProgress?: (uncompressedBytes: number) => void;
+  /**
+   * The source's chunks are lent, not given: each is handed back through this once it has been
+   * consumed (it must stay unchanged until then), so the producer can reuse its memory.
+   */
+  release?: (chunk: Buffer) => void;
 }
 
 export interface ApplyLayerResult {
@@ -36,6 +41,11 @@ export interface ApplyLayerResult {
   /** Length of the uncompressed tar stream. */
   size: number;
   entries: number;
+  /**
+   * Bytes the unpacked layer takes on disk, counted the way `du` does (allocated blocks,
+   * hardlinks once) from the files as they were written — no walk of the tree afterwards.
+   */
+  usage: number;
 }
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -144,6 +154,21 @@ class RootResolver {
     const rel = parts.join('/');
     await rm(this.abs(parts), { recursive: true, force: true });
     for (const d of this.dirs) if (d === rel || d.startsWith(`${rel}/`)) this.dirs.delete(d);
+    for (const d of this.usage.keys()) if (d === rel || d.startsWith(`${rel}/`)) this.usage.delete(d);
+  }
+
+  /** Allocated bytes of the non-directories written so far, by relative path (`du`'s view). */
+  readonly usage = new Map<string, number>();
+
+  /** `du` of the whole root: the files recorded in `usage` plus every directory as it is now. */
+  totalUsage(): number {
+    let total = 0;
+    for (const b of this.usage.values()) total += b;
+    for (const d of this.dirs) {
+      const st = lstatSyncOrUndefined(d === '' ? this.root : join(this.root, d));
+      if (st?.isDirectory()) total += st.blocks * 512;
+    }
+    return total;
   }
 
   markDir(parts: string[]): void {
@@ -176,7 +201,8 @@ export async function applyLayer(
   const hash = createHash('sha256');
   let size = 0;
   let lastReport = 0;
-  const src = new ByteSource(decompressStream(source), (chunk) => {
+  const input = await decompressLent(source, options.release);
+  const src = new ByteSource(input, (chunk) => {
     hash.update(chunk);
     size += chunk.length;
     if (size > maxSize) throw new InvalidLayerError(`layer expands to more than ${maxSize} bytes; refusing it (decompression bomb?)`);
@@ -184,7 +210,7 @@ export async function applyLayer(
       lastReport = size;
       options.onProgress(size);
     }
-  });
+  }, (chunk) => input.release(chunk));
   const created = new Set<string>();
   const dirTimes = new Map<string, number>();
   let entries = 0;
@@ -248,12 +274,19 @@ export async function applyLayer(
         case 'file': {
           if (header.size <= SMALL_FILE) {
             // Small files are written in the background (bounded), so many creates overlap.
-            const pieces: Buffer[] = [];
-            for await (const piece of body()) pieces.push(piece);
-            const data = pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
-            await background.add(rel, () => writeSmallFile(path, data, header, chown));
+            // The pieces are lent by the source (see ByteSource): copied out as they come.
+            const { data, free } = smallFileBuffers.take(header.size);
+            let at = 0;
+            for await (const piece of body()) at += piece.copy(data, at);
+            await background.add(rel, async () => {
+              try {
+                resolver.usage.set(rel, await writeSmallFile(path, data, header, chown));
+              } finally {
+                free();
+              }
+            });
           } else {
-            await writeFile_(path, body(), header, chown);
+            resolver.usage.set(rel, await writeFile_(path, body(), header, chown));
           }
           break;
         }
@@ -262,6 +295,7 @@ export async function applyLayer(
           await symlink(header.linkpath, path);
           if (chown) await lchown(path, header.uid, header.gid);
           await lutimes(path, header.mtime, header.mtime);
+          resolver.usage.set(rel, (lstatSyncOrUndefined(path)?.blocks ?? 0) * 512);
           break;
         }
         case 'hardlink': {
@@ -281,6 +315,7 @@ export async function applyLayer(
             await chmod(targetPath, lower.st.mode & 0o7777);
             await lutimes(targetPath, lower.st.atime, lower.st.mtime);
             st = await lstat(targetPath);
+            resolver.usage.set(targetParts.join('/'), st.blocks * 512);
           }
           if (st.isDirectory()) throw new UnsafeLayerError(header.path, 'hardlink to a directory');
           if (isWhiteoutDevice(st)) throw new UnsafeLayerError(header.path, 'hardlink to a whiteout');
@@ -328,7 +363,7 @@ export async function applyLayer(
     await lutimes(rel === '' ? root : join(root, rel), mtime, mtime);
   }
   options.onProgress?.(size);
-  return { diffId: `sha256:${hash.digest('hex')}`, size, entries };
+  return { diffId: `sha256:${hash.digest('hex')}`, size, entries, usage: resolver.totalUsage() };
 }
 
 const SMALL_FILE = 1 << 20;
@@ -391,7 +426,7 @@ const openFd = promisify(openCb);
  * inode updates, microseconds each — are direct syscalls rather than one thread-pool round
  * trip apiece.
  */
-async function writeSmallFile(path: string, data: Buffer, header: TarHeader, chown: boolean): Promise<void> {
+async function writeSmallFile(path: string, data: Buffer, header: TarHeader, chown: boolean): Promise<number> {
   const fd = await openFd(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
     let off = 0;
@@ -400,62 +435,117 @@ async function writeSmallFile(path: string, data: Buffer, header: TarHeader, cho
     fchmodSync(fd, header.mode);
     for (const [k, v] of header.xattrs) if (allowedXattr(k)) await setXattr(path, k, v);
     futimesSync(fd, header.mtime, header.mtime);
+    return fstatSync(fd).blocks * 512;
   } finally {
     closeSync(fd);
   }
 }
 
 /** Creates a regular file (never through a symlink, never over an existing file) with its metadata. */
-async function writeFile_(path: string, data: Buffer | AsyncIterable<Buffer>, header: TarHeader, chown: boolean): Promise<void> {
+async function writeFile_(path: string, data: Buffer | AsyncIterable<Buffer>, header: TarHeader, chown: boolean): Promise<number> {
   const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
     const write = async (piece: Buffer): Promise<void> => {
       let off = 0;
       while (off < piece.length) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;
     };
-    // One vectored write per batch (no joining copy); a short write finishes piece by piece.
-    const writev = async (pieces: Buffer[]): Promise<void> => {
-      let skip = (await fh.writev(pieces)).bytesWritten;
-      for (const piece of pieces) {
-        if (skip >= piece.length) {
-          skip -= piece.length;
-          continue;
-        }
-        await write(skip > 0 ? piece.subarray(skip) : piece);
-        skip = 0;
-      }
-    };
     if (Buffer.isBuffer(data)) await write(data);
     else {
-      // Large files: coalesce pieces into ~1 MiB writes, one in flight while the next fills.
-      let batch: Buffer[] = [];
-      let batched = 0;
+      // Large files: the lent pieces are copied into ~1 MiB buffers that are reused (fresh
+      // memory costs a page fault per 4 KiB); one buffer is on its way to disk while the next fills.
+      let buf = takeWriteBuffer();
+      let used = 0;
       let inflight: Promise<void> = Promise.resolve();
+      const flush = async (): Promise<void> => {
+        await inflight;
+        const full = buf;
+        const length = used;
+        inflight = write(full.subarray(0, length)).then(() => giveWriteBuffer(full));
+        inflight.catch(() => undefined);
+        buf = takeWriteBuffer();
+        used = 0;
+      };
       try {
         for await (const piece of data) {
-          batch.push(piece);
-          batched += piece.length;
-          if (batched >= 1 << 20 || batch.length >= 512) {
-            await inflight;
-            inflight = writev(batch);
-            inflight.catch(() => undefined);
-            batch = [];
-            batched = 0;
+          let off = 0;
+          while (off < piece.length) {
+            const n = piece.copy(buf, used, off);
+            used += n;
+            off += n;
+            if (used === buf.length) await flush();
           }
         }
+        if (used > 0) await flush();
+        await inflight;
       } finally {
         await inflight.catch(() => undefined);
+        giveWriteBuffer(buf);
       }
-      await inflight;
-      if (batched > 0) await writev(batch);
     }
     if (chown && (header.uid !== processUid || header.gid !== processGid)) await fh.chown(header.uid, header.gid);
     await fh.chmod(header.mode);
     for (const [k, v] of header.xattrs) if (allowedXattr(k)) await setXattr(path, k, v);
     await fh.utimes(header.mtime, header.mtime);
+    return (await fh.stat()).blocks * 512;
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Memory for small files on their way to disk, cut from 1 MiB arenas that are reused once every
+ * file cut from them is written (process-wide): a fresh buffer per file costs page faults.
+ */
+class ArenaPool {
+  private current: { buf: Buffer; used: number; live: number } | undefined;
+  private readonly spare: Buffer[] = [];
+
+  constructor(
+    private readonly arenaSize: number,
+    private readonly keep: number,
+  ) {}
+
+  take(size: number): { data: Buffer; free: () => void } {
+    if (size > this.arenaSize / 4) return { data: Buffer.allocUnsafe(size), free: () => undefined };
+    let arena = this.current;
+    if (!arena || arena.used + size > arena.buf.length) {
+      if (arena && arena.live === 0) this.give(arena.buf);
+      arena = { buf: this.spare.pop() ?? Buffer.allocUnsafe(this.arenaSize), used: 0, live: 0 };
+      this.current = arena;
+    }
+    const a = arena;
+    const data = a.buf.subarray(a.used, a.used + size);
+    // Keep the next file 8-byte aligned.
+    a.used += (size + 7) & ~7;
+    a.live++;
+    let freed = false;
+    return {
+      data,
+      free: () => {
+        if (freed) return;
+        freed = true;
+        a.live--;
+        if (a.live === 0 && a !== this.current) this.give(a.buf);
+      },
+    };
+  }
+
+  private give(buf: Buffer): void {
+    if (this.spare.length < this.keep) this.spare.push(buf);
+  }
+}
+
+const smallFileBuffers = new ArenaPool(1 << 20, 8);
+
+const WRITE_BUFFER = 1 << 20;
+const spareWriteBuffers: Buffer[] = [];
+
+function takeWriteBuffer(): Buffer {
+  return spareWriteBuffers.pop() ?? Buffer.allocUnsafe(WRITE_BUFFER);
+}
+
+function giveWriteBuffer(buf: Buffer): void {
+  if (spareWriteBuffers.length < 8) spareWriteBuffers.push(buf);
 }
 
 /** trusted.overlay.* from an archive would change overlayfs' view of the layer: never applied. */

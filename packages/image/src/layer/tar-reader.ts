@@ -26,6 +26,11 @@ export interface TarHeader {
 /**
  * Pulls exact byte counts from an async iterable of chunks. `onBytes` sees every byte consumed
  * (and the trailing padding when `drain` is called) — the diffID is computed there.
+ *
+ * With `release`, the source's chunks are lent (see `decompressLent`): a chunk is handed back
+ * once it is used up and the caller comes back for more, so whatever `read` returned or
+ * `pieces` yielded is valid only until the next call on this ByteSource (or the next step of
+ * the `pieces` generator) — callers copy what they keep.
  */
 export class ByteSource {
   private readonly it: AsyncIterator<Buffer | Uint8Array>;
@@ -34,10 +39,23 @@ export class ByteSource {
   private head = 0;
   private buffered = 0;
   private eof = false;
+  /** Chunks used up whose views the caller may still hold until its next call. */
+  private spent: Buffer[] = [];
   total = 0;
 
-  constructor(source: AsyncIterable<Buffer | Uint8Array>, private readonly onBytes?: (chunk: Buffer) => void) {
+  constructor(
+    source: AsyncIterable<Buffer | Uint8Array>,
+    private readonly onBytes?: (chunk: Buffer) => void,
+    private readonly release?: (chunk: Buffer) => void,
+  ) {
     this.it = source[Symbol.asyncIterator]();
+  }
+
+  private recycle(): void {
+    if (this.spent.length === 0) return;
+    const release = this.release as (chunk: Buffer) => void;
+    for (const c of this.spent) release(c);
+    this.spent.length = 0;
   }
 
   private async fill(): Promise<boolean> {
@@ -53,7 +71,7 @@ export class ByteSource {
     if (chunk.length > 0) {
       this.chunks.push(chunk);
       this.buffered += chunk.length;
-    }
+    } else this.release?.(chunk);
     return true;
   }
 
@@ -66,6 +84,7 @@ export class ByteSource {
     if (len === avail) {
       this.chunks.shift();
       this.head = 0;
+      if (this.release) this.spent.push(first);
     } else this.head += len;
     this.buffered -= len;
     return out;
@@ -73,6 +92,7 @@ export class ByteSource {
 
   /** Exactly `n` bytes, or fewer only at end of input. */
   async read(n: number): Promise<Buffer> {
+    this.recycle();
     while (this.buffered < n) if (!(await this.fill())) break;
     const want = Math.min(n, this.buffered);
     if (want === 0) return Buffer.alloc(0);
@@ -93,6 +113,7 @@ export class ByteSource {
   async *pieces(n: number): AsyncGenerator<Buffer> {
     let left = n;
     while (left > 0) {
+      this.recycle();
       if (this.buffered === 0 && !(await this.fill())) throw new InvalidLayerError('unexpected end of tar stream');
       if (this.buffered === 0) continue;
       const out = this.take(left);
@@ -104,18 +125,23 @@ export class ByteSource {
   async skip(n: number): Promise<void> {
     let left = n;
     while (left > 0) {
+      this.recycle();
       if (this.buffered === 0 && !(await this.fill())) throw new InvalidLayerError('unexpected end of tar stream');
       if (this.buffered === 0) continue;
       left -= this.take(left).length;
     }
+    this.recycle();
   }
 
   /** Consumes the rest of the input (end-of-archive padding still counts for the diffID). */
   async drain(): Promise<void> {
+    this.recycle();
+    if (this.release) for (const c of this.chunks) this.release(c);
     this.chunks = [];
     this.head = 0;
     this.buffered = 0;
     while (await this.fill()) {
+      if (this.release) for (const c of this.chunks) this.release(c);
       this.chunks = [];
       this.buffered = 0;
     }

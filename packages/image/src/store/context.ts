@@ -5,7 +5,7 @@ import { openContentStore } from '../content/local-store.js';
 import type { LocalContentStore } from '../content/local-store.js';
 import { InvalidImageError, SnapshotExistsError } from '../errors.js';
 import { applyLayer } from '../layer/apply.js';
-import { diskUsage, openOverlaySnapshotter } from '../snapshot/overlay.js';
+import { openOverlaySnapshotter } from '../snapshot/overlay.js';
 import type { OverlaySnapshotter } from '../snapshot/overlay.js';
 import { chainIds, openImageStore } from './image-store.js';
 import type { ImageLayerRecord, ImageRecord, ImageStore } from './image-store.js';
@@ -86,8 +86,24 @@ export function parseConfig(bytes: Uint8Array, what: string): ImageConfig {
  * store (layers need not be yet). Checks that layers and diff_ids agree.
  */
 export async function recordFor(ctx: ImageContext, target: Descriptor, manifestDesc: Descriptor, what: string): Promise<{ record: ImageRecord; manifest: ImageManifest; config: ImageConfig }> {
-  const manifest = parseManifest(await ctx.content.readBytes(manifestDesc.digest), manifestDesc.mediaType, what);
-  const config = parseConfig(await ctx.content.readBytes(manifest.config.digest), what);
+  const manifestBytes = await ctx.content.readBytes(manifestDesc.digest);
+  const manifest = parseManifest(manifestBytes, manifestDesc.mediaType, what);
+  return recordOf(target, manifestDesc, manifestBytes, await ctx.content.readBytes(manifest.config.digest), what);
+}
+
+/**
+ * `recordFor` from the manifest and config bytes at hand (verified by the caller against
+ * `manifestDesc` and the manifest's config descriptor).
+ */
+export function recordOf(
+  target: Descriptor,
+  manifestDesc: Descriptor,
+  manifestBytes: Uint8Array,
+  configBytes: Uint8Array,
+  what: string,
+): { record: ImageRecord; manifest: ImageManifest; config: ImageConfig } {
+  const manifest = parseManifest(manifestBytes, manifestDesc.mediaType, what);
+  const config = parseConfig(configBytes, what);
   const diffIds = config.rootfs.diff_ids;
   if (diffIds.length !== manifest.layers.length) {
     throw new InvalidImageError(`${what}: manifest has ${manifest.layers.length} layers but the config lists ${diffIds.length} diff_ids`);
@@ -141,13 +157,15 @@ export async function unpackLayer(
   try {
     const input = source ?? (await ctx.content.reader(layer.digest));
     const opts: Parameters<typeof applyLayer>[2] = { lowers: await ctx.snapshots.lowerDirs(key), maxSize: ctx.maxLayerSize };
+    // A source with `release` lends its chunks (a pull's ChunkChannel): give each back when used.
+    const lender = source as { release?: (chunk: Buffer) => void } | undefined;
+    if (typeof lender?.release === 'function') opts.release = (chunk) => lender.release?.(chunk);
     if (onProgress) opts.onProgress = onProgress;
     const result = await applyLayer(await ctx.snapshots.upperDir(key), input, opts);
     if (result.diffId !== layer.diffId) {
       throw new InvalidImageError(`layer ${layer.digest}: uncompressed content hashes to ${result.diffId}, the config says ${layer.diffId}`);
     }
-    const usage = await diskUsage(await ctx.snapshots.upperDir(key));
-    await ctx.snapshots.commit(layer.chainId, key, { labels: { 'berth.usage': String(usage.size), 'berth.diff-size': String(result.size), 'berth.extract': '' } });
+    await ctx.snapshots.commit(layer.chainId, key, { labels: { 'berth.usage': String(result.usage), 'berth.diff-size': String(result.size), 'berth.extract': '' } });
   } catch (err) {
     await ctx.snapshots.remove(key).catch(() => undefined);
     if (err instanceof SnapshotExistsError) return;

@@ -4,6 +4,7 @@ import {
   MediaType,
   baseMediaType,
   VerifyStream,
+  Digester,
   digestOf,
   isIndexMediaType,
   parseDigest,
@@ -21,7 +22,6 @@ import {
 import type {
   Descriptor,
   Digest,
-  Digester,
   DockerManifest,
   DockerManifestList,
   ImageIndex,
@@ -39,7 +39,8 @@ import {
 } from '../errors.js';
 import { DockerConfigCredentials, type CredentialStore } from './credentials.js';
 import { Semaphore } from './semaphore.js';
-import { Transport, errorFromResponse, errorFromStreamResponse, isConnectionError, sleep, type BodyInit, type RequestSpec } from './transport.js';
+import type { LentChunks } from './raw-http.js';
+import { Transport, errorFromRawResponse, errorFromResponse, errorFromStreamResponse, isConnectionError, sleep, type BodyInit, type RequestSpec } from './transport.js';
 
 /** Manifests larger than this are refused, as the reference registry and containerd do. */
 export const MAX_MANIFEST_SIZE = 4 * 1024 * 1024;
@@ -79,6 +80,12 @@ export interface FetchBlobOptions extends RequestOptions {
    */
   offset?: number;
   digester?: Digester;
+  /**
+   * `false`: check only the size, not the digest — for a caller that hashes what it keeps
+   * anyway and refuses to commit a mismatch (a content store ingest), so the bytes are not
+   * hashed twice. Default `true`.
+   */
+  verify?: boolean;
   /** Called with the cumulative bytes of this blob received (counting from `offset`). */
   onProgress?: (bytes: number) => void;
 }
@@ -332,8 +339,8 @@ export class RegistryClient {
       }
       const body = res.body;
       let check: Transform;
-      if (offset === 0) check = new VerifyStream(desc.digest, desc.size, { highWaterMark: 4 * 1024 * 1024 });
-      else check = new ResumeCheck(desc, offset, opts.digester);
+      if (offset === 0 && opts.verify !== false) check = new VerifyStream(desc.digest, desc.size, { highWaterMark: 4 * 1024 * 1024 });
+      else check = new ResumeCheck(desc, offset, opts.verify === false ? undefined : opts.digester);
       let received = 0;
       const onProgress = opts.onProgress;
       const out = body.pipe(check);
@@ -357,6 +364,76 @@ export class RegistryClient {
         if (!body.complete) body.destroy();
       });
       return out;
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+
+  /**
+   * `fetchBlob` for a consumer that takes the bytes in as they come and copies whatever it
+   * keeps (a content store ingest, an unpacker): the chunks are views of memory this client
+   * reuses, lent until the consumer hands each back with `release` (see `LentChunks`) — no
+   * fresh buffer per socket read and no copy in an HTTP parser, which on a fast link cost more
+   * than the bytes. The same checks as `fetchBlob`: the iteration fails with
+   * DigestMismatchError/SizeMismatchError at the end (or as soon as too many bytes arrive).
+   * Stopping the iteration early closes the connection.
+   */
+  async fetchBlobChunks(ref: Reference | string, desc: Descriptor, opts: FetchBlobOptions = {}): Promise<LentChunks> {
+    const t = this.target(ref);
+    const offset = opts.offset ?? 0;
+    const release = await this.transfers.acquire();
+    try {
+      const url = await this.url(t, `blobs/${desc.digest}`);
+      const headers: Record<string, string> = {};
+      if (offset > 0) headers.Range = `bytes=${offset}-`;
+      const res = await this.transport.requestRaw(this.spec(t, 'GET', url, 'pull', { headers, ...signal(opts) }));
+      if (res.status === 404) {
+        res.body.destroy();
+        throw new BlobUnknownError(`blob unknown: ${t.host}/${t.path}@${desc.digest}`, { status: 404 });
+      }
+      if (!res.ok) throw await errorFromRawResponse(res, { method: 'GET', url }, 'BLOB_UNKNOWN');
+      if (offset > 0 && res.status !== 206) {
+        res.body.destroy();
+        throw new RegistryError('RANGE_UNSUPPORTED', `registry ignored Range for ${desc.digest}; cannot resume at ${offset}`, {
+          category: 'unavailable',
+          status: res.status,
+        });
+      }
+      const body = res.body;
+      const digester = opts.verify === false ? undefined : offset === 0 ? new Digester(parseDigest(desc.digest).algorithm) : opts.digester;
+      const onProgress = opts.onProgress;
+      let transferDone = false;
+      const done = (): void => {
+        if (!transferDone) {
+          transferDone = true;
+          release();
+        }
+      };
+      async function* chunks(): AsyncGenerator<Buffer> {
+        let seen = offset;
+        let received = 0;
+        try {
+          for await (const chunk of body) {
+            seen += chunk.length;
+            if (seen > desc.size) throw new SizeMismatchError(desc.size, seen);
+            digester?.update(chunk);
+            received += chunk.length;
+            onProgress?.(received);
+            yield chunk;
+          }
+          if (seen !== desc.size) throw new SizeMismatchError(desc.size, seen);
+          if (digester) {
+            const actual = digester.digest();
+            if (actual !== desc.digest) throw new DigestMismatchError(desc.digest, actual);
+          }
+        } finally {
+          body.destroy();
+          done();
+        }
+      }
+      const it = chunks();
+      return { [Symbol.asyncIterator]: () => it, release: (chunk) => body.release(chunk) };
     } catch (error) {
       release();
       throw error;

@@ -9,6 +9,7 @@ import {
   registryErrorFromCode,
 } from '../errors.js';
 import { parseWwwAuthenticate, TokenCache, type Challenge } from './auth.js';
+import { sendRaw, type RawResponse } from './raw-http.js';
 import type { Credential, CredentialStore } from './credentials.js';
 
 /** A fetch request body (the DOM's BodyInit, which this lib setting does not declare). */
@@ -150,6 +151,15 @@ export class Transport {
    */
   requestStream(spec: RequestSpec): Promise<StreamResponse> {
     return this.loop(spec, (url, method, headers) => sendNode(spec, url, method, headers), async (r) => void r.body.destroy());
+  }
+
+  /**
+   * Like `requestStream`, over `sendRaw`: the body's chunks are lent views of reused memory (see
+   * `LentChunks`) — the cheap way to take in a large blob. Call `errorFromRawResponse` for a
+   * non-2xx answer.
+   */
+  requestRaw(spec: RequestSpec): Promise<RawResponse> {
+    return this.loop(spec, (url, method, headers) => sendRaw(url, method, headers, spec.signal), async (r) => void r.body.destroy());
   }
 
   private async loop<R extends AnyResponse>(
@@ -365,6 +375,25 @@ export async function errorFromStreamResponse(response: StreamResponse, spec: { 
     for await (const chunk of response.body) {
       chunks.push(chunk as Buffer);
       size += (chunk as Buffer).length;
+      if (size >= 64 * 1024) break;
+    }
+  } catch {
+    // body unreadable: the status is all we have
+  }
+  response.body.destroy();
+  const status = response.status >= 200 && response.status <= 599 ? response.status : 500;
+  return errorFromResponse(new Response(Buffer.concat(chunks), { status, headers: response.headers }), spec, fallbackCode);
+}
+
+/** `errorFromResponse` for a `sendRaw` response (reads at most 64 KiB of its body). */
+export async function errorFromRawResponse(response: RawResponse, spec: { method: string; url: string }, fallbackCode: string): Promise<RegistryError> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of response.body) {
+      chunks.push(Buffer.from(chunk));
+      response.body.release(chunk);
+      size += chunk.length;
       if (size >= 64 * 1024) break;
     }
   } catch {
