@@ -1,7 +1,8 @@
 /**
  * berthd vs Debian's dockerd, in the same run: `GET /_ping` and `GET /containers/json`
  * throughput over the unix socket (keep-alive, concurrency 8), and `docker run --rm busybox true`
- * end to end through the docker CLI. Prints medians and ratios; appends them to bench/RESULTS.md.
+ * end to end through the docker CLI, berthd and dockerd interleaved run by run. Prints medians and
+ * ratios; appends them to bench/RESULTS.md.
  *
  * dockerd (docker.io) runs privately: own data root, socket and exec root, `--bridge=none
  * --iptables=false` so it leaves the host's network alone; `docker run` is therefore measured
@@ -82,15 +83,11 @@ async function startDockerd(dir: string): Promise<{ socket: string; env: NodeJS.
   };
 }
 
-async function timeRuns(env: NodeJS.ProcessEnv, args: string[]): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const t0 = performance.now();
-    const r = await docker(env, ['run', '--rm', ...args, 'busybox', 'true']);
-    if (r.code !== 0) throw new Error(`docker run failed: ${r.stderr}`);
-    times.push((performance.now() - t0) / 1000);
-  }
-  return median(times);
+async function timeRun(env: NodeJS.ProcessEnv, args: string[]): Promise<number> {
+  const t0 = performance.now();
+  const r = await docker(env, ['run', '--rm', ...args, 'busybox', 'true']);
+  if (r.code !== 0) throw new Error(`docker run failed: ${r.stderr}`);
+  return (performance.now() - t0) / 1000;
 }
 
 interface Figures {
@@ -100,7 +97,7 @@ interface Figures {
   runBridge?: number;
 }
 
-async function measure(socket: string, env: NodeJS.ProcessEnv, bridge: boolean): Promise<Figures> {
+async function measureApi(socket: string, env: NodeJS.ProcessEnv): Promise<Pick<Figures, 'ping' | 'list'>> {
   for (let i = 0; i < 3; i++) {
     const r = await docker(env, ['create', '--network', 'none', '--label', 'bench=daemon', 'busybox', 'true']);
     if (r.code !== 0) throw new Error(`docker create failed: ${r.stderr}`);
@@ -112,10 +109,35 @@ async function measure(socket: string, env: NodeJS.ProcessEnv, bridge: boolean):
     pings.push(await throughput(socket, '/_ping'));
     lists.push(await throughput(socket, '/containers/json?all=1'));
   }
-  await timeRuns(env, ['--network', 'none']); // warm-up
-  const figures: Figures = { ping: median(pings), list: median(lists), runNone: await timeRuns(env, ['--network', 'none']) };
-  if (bridge) figures.runBridge = await timeRuns(env, []);
-  return figures;
+  return { ping: median(pings), list: median(lists) };
+}
+
+/**
+ * `docker run --rm` against each daemon, interleaved run by run (berthd, dockerd, berthd with its
+ * bridge), so that load from elsewhere on the machine weighs on both alike; the ratio is the
+ * median of the per-round ratios.
+ */
+async function measureRuns(berthEnv: NodeJS.ProcessEnv, refEnv: NodeJS.ProcessEnv | undefined): Promise<{ none: number; bridge: number; ref?: number; ratio?: number }> {
+  await timeRun(berthEnv, ['--network', 'none']); // warm-up
+  await timeRun(berthEnv, []);
+  if (refEnv) await timeRun(refEnv, ['--network', 'none']);
+  const none: number[] = [];
+  const bridge: number[] = [];
+  const ref: number[] = [];
+  const ratios: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    none.push(await timeRun(berthEnv, ['--network', 'none']));
+    if (refEnv) {
+      ref.push(await timeRun(refEnv, ['--network', 'none']));
+      ratios.push(none.at(-1)! / ref.at(-1)!);
+    }
+    bridge.push(await timeRun(berthEnv, []));
+  }
+  return {
+    none: median(none),
+    bridge: median(bridge),
+    ...(refEnv ? { ref: median(ref), ratio: median(ratios) } : {}),
+  };
 }
 
 async function main(): Promise<void> {
@@ -125,16 +147,20 @@ async function main(): Promise<void> {
   let berth: Figures;
   let ref: Figures | undefined;
   let dockerdVersion = '';
+  let runs: Awaited<ReturnType<typeof measureRuns>>;
   try {
     await loadBusybox(berthd.env);
-    berth = await measure(berthd.socket, berthd.env, true);
     const haveDockerd = await run('test', ['-x', DOCKERD]).then(() => true, () => false);
     if (haveDockerd) {
       dockerd = await startDockerd(join(work, 'dockerd'));
       dockerdVersion = (await docker(dockerd.env, ['version', '--format', '{{.Server.Version}}'])).stdout.trim();
       await loadBusybox(dockerd.env);
-      ref = await measure(dockerd.socket, dockerd.env, false);
     }
+    const api = await measureApi(berthd.socket, berthd.env);
+    const refApi = dockerd ? await measureApi(dockerd.socket, dockerd.env) : undefined;
+    runs = await measureRuns(berthd.env, dockerd?.env);
+    berth = { ...api, runNone: runs.none, runBridge: runs.bridge };
+    if (refApi && runs.ref !== undefined) ref = { ...refApi, runNone: runs.ref };
   } finally {
     if (dockerd) {
       const ids = (await docker(dockerd.env, ['ps', '-aq'])).stdout.split('\n').filter(Boolean);
@@ -151,7 +177,7 @@ async function main(): Promise<void> {
   const rows = [
     `| GET /_ping (req/s, higher is better) | ${fmt(berth.ping)} | ${ref ? fmt(ref.ping) : 'n/a'} | ${ratio(berth.ping, ref?.ping)} |`,
     `| GET /containers/json (req/s) | ${fmt(berth.list)} | ${ref ? fmt(ref.list) : 'n/a'} | ${ratio(berth.list, ref?.list)} |`,
-    `| docker run --rm --network none busybox true (s, lower is better) | ${berth.runNone.toFixed(3)} | ${ref ? ref.runNone.toFixed(3) : 'n/a'} | ${ratio(berth.runNone, ref?.runNone)} |`,
+    `| docker run --rm --network none busybox true (s, lower is better) | ${berth.runNone.toFixed(3)} | ${ref ? ref.runNone.toFixed(3) : 'n/a'} | ${runs.ratio === undefined ? 'n/a' : `${runs.ratio.toFixed(2)}×`} |`,
     `| docker run --rm busybox true, berthd default bridge (s) | ${berth.runBridge?.toFixed(3) ?? 'n/a'} | — | — |`,
   ];
   const text = [
@@ -160,7 +186,7 @@ async function main(): Promise<void> {
     '',
     `Machine: ${cpus().length} cores, Debian 12 VM; load average ${load} at the end of the run (other engineers' suites share the cores).`,
     `Throughput: ${CONCURRENCY} keep-alive connections over the unix socket, ${SECONDS} s per round, median of ${ROUNDS} rounds, 3 created containers listed.`,
-    `docker run: the docker CLI 28.2 end to end, median of ${RUNS} runs. dockerd: Debian docker.io ${dockerdVersion || '(not installed)'} with --bridge=none --iptables=false, hence --network none on both.`,
+    `docker run: the docker CLI 28.2 end to end, median of ${RUNS} runs, berthd and dockerd interleaved run by run; its ratio is the median of the per-run ratios. dockerd: Debian docker.io ${dockerdVersion || '(not installed)'} with --bridge=none --iptables=false, hence --network none on both.`,
     'Ratio = berthd ÷ dockerd.',
     '',
     '| measure | berthd | dockerd | ratio |',

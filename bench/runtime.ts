@@ -134,20 +134,27 @@ async function main(): Promise<void> {
       ids.push(id);
     }
     await new Promise((r) => setTimeout(r, 500));
-    let rss = 0;
-    let pss = 0;
-    for (const id of ids) {
-      const info = await runtime.state(id);
-      rss += await kib(info.monitorPid, 'status', 'VmRSS');
-      pss += await kib(info.monitorPid, 'smaps_rollup', 'Pss');
-    }
+    // RSS = RssAnon (the monitor's own) + RssFile (pages of conmon and its libraries, shared by
+    // every monitor and counted in each one's RSS).
+    const memory = async (pids: number[]): Promise<string> => {
+      let rss = 0;
+      let pss = 0;
+      let anon = 0;
+      for (const pid of pids) {
+        rss += await kib(pid, 'status', 'VmRSS');
+        anon += await kib(pid, 'status', 'RssAnon');
+        pss += await kib(pid, 'smaps_rollup', 'Pss');
+      }
+      const mib = (k: number): string => (k / pids.length / 1024).toFixed(2);
+      return `RSS ${mib(rss)} MiB (anon ${mib(anon)}, file ${mib(rss - anon)}), PSS ${mib(pss)} MiB`;
+    };
+    const monitors: number[] = [];
+    for (const id of ids) monitors.push((await runtime.state(id)).monitorPid);
     console.log(`\nper idle container (${IDLE} running \`sleep\`), monitor = conmon:`);
-    console.log(`  RSS ${(rss / IDLE / 1024).toFixed(2)} MiB, PSS ${(pss / IDLE / 1024).toFixed(2)} MiB`);
+    console.log(`  berth: ${await memory(monitors)}`);
     console.log(`  node process using the library: RSS ${(process.memoryUsage().rss / 1048576).toFixed(1)} MiB (shared by all containers)`);
     for (const id of ids) await runtime.delete(id, { force: true });
     if (hasPodman) {
-      let prss = 0;
-      let ppss = 0;
       const pids: number[] = [];
       for (let i = 0; i < IDLE; i++) {
         const run = podmanRun.filter((a) => a !== '--rm');
@@ -156,11 +163,7 @@ async function main(): Promise<void> {
         pids.push(Number(spawnSync('podman', [...podmanArgs, 'inspect', '--format', '{{.State.ConmonPid}}', cid], { encoding: 'utf8' }).stdout.trim()));
       }
       await new Promise((r) => setTimeout(r, 500));
-      for (const pid of pids) {
-        prss += await kib(pid, 'status', 'VmRSS');
-        ppss += await kib(pid, 'smaps_rollup', 'Pss');
-      }
-      console.log(`  podman (its conmon): RSS ${(prss / IDLE / 1024).toFixed(2)} MiB, PSS ${(ppss / IDLE / 1024).toFixed(2)} MiB`);
+      console.log(`  podman (its conmon): ${await memory(pids)}`);
       spawnSync('podman', [...podmanArgs, 'rm', '-af', '-t', '0'], { stdio: 'ignore' });
     }
   } finally {
@@ -174,9 +177,12 @@ async function main(): Promise<void> {
       spawnSync('podman', [...podmanArgs, 'rm', '-af'], { stdio: 'ignore' });
       spawnSync('podman', [...podmanArgs, 'rmi', '-af'], { stdio: 'ignore' });
     }
-    // podman leaves its storage's overlay directory mounted
-    const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(root));
-    for (const m of mounts.sort().reverse()) spawnSync('umount', ['-l', m]);
+    // podman leaves its storage's overlay directory mounted (and may mount it again meanwhile)
+    for (let i = 0; i < 5; i++) {
+      const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(root));
+      if (mounts.length === 0) break;
+      for (const m of mounts.sort().reverse()) spawnSync('umount', ['-l', m]);
+    }
     await rm(root, { recursive: true, force: true });
     await rm(layoutDir, { recursive: true, force: true });
   }

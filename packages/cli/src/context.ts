@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import type { BerthClient } from '@berth/client';
 
 /** What a command implementation gets: streams, the chosen daemon host and a lazily made client. */
@@ -8,7 +9,7 @@ export interface Cli {
   /** -H/--host, else undefined (the client then reads BERTH_HOST, DOCKER_HOST, the default socket). */
   readonly host: string | undefined;
   client(): Promise<BerthClient>;
-  /** Closes the client's pooled connections if one was made. */
+  /** Called when the command is done (the process then exits). */
   dispose(): Promise<void>;
   out(text: string): void;
   err(text: string): void;
@@ -24,12 +25,45 @@ export class ExitError extends Error {
   }
 }
 
+let streamsTaken = false;
+
+/**
+ * Writes text to stdout (1) or stderr (2). Until a command takes the streams (cli.stdout /
+ * cli.stderr, for pipes and live output), text goes out with write(2) on the descriptor: building
+ * process.stdout costs a short command a noticeable part of its start-up, and a synchronous write
+ * keeps the order of the lines. A full non-blocking pipe (EAGAIN) hands the rest to the stream; a
+ * reader that went away (EPIPE, `berth ps | head -1`) ends the output quietly, as docker does.
+ */
+export function writeOut(fd: 1 | 2, text: string): void {
+  let rest: string | Buffer = text;
+  if (!streamsTaken) {
+    const bytes = Buffer.from(text);
+    let off = 0;
+    try {
+      while (off < bytes.length) off += writeSync(fd, bytes, off);
+      return;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EPIPE') return;
+      if (code !== 'EAGAIN') throw error;
+      rest = bytes.subarray(off);
+    }
+  }
+  (fd === 1 ? process.stdout : process.stderr).write(rest);
+}
+
 export function createCli(host: string | undefined): Cli {
   let client: Promise<BerthClient> | undefined;
   return {
-    stdout: process.stdout,
-    stderr: process.stderr,
-    // A getter: touching process.stdin builds its stream (and loads fs streams) — most commands never read it.
+    // Getters: touching process.stdout/stderr/stdin builds their streams, which most commands never use.
+    get stdout() {
+      streamsTaken = true;
+      return process.stdout;
+    },
+    get stderr() {
+      streamsTaken = true;
+      return process.stderr;
+    },
     get stdin() {
       return process.stdin;
     },
@@ -39,13 +73,16 @@ export function createCli(host: string | undefined): Cli {
       return client;
     },
     async dispose() {
-      if (client) (await client.catch(() => undefined))?.close();
+      // Nothing to close: node:http unrefs a keep-alive socket once it is back in the pool, so the
+      // process exits at once. (Destroying the sockets would build process.stderr — net's close
+      // path compares the socket with it — for nothing.)
+      await client?.catch(() => undefined);
     },
     out(text) {
-      process.stdout.write(text);
+      writeOut(1, text);
     },
     err(text) {
-      process.stderr.write(text);
+      writeOut(2, text);
     },
   };
 }

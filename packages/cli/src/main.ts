@@ -1,5 +1,5 @@
 import { CommanderError } from 'commander';
-import { ExitError } from './context.js';
+import { ExitError, writeOut } from './context.js';
 import { buildProgram } from './program.js';
 import type { ProgramState } from './program.js';
 
@@ -13,7 +13,8 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram(state, firstOperand(argv.slice(2)));
   program.exitOverride();
   program.configureOutput({
-    writeErr: (text) => process.stderr.write(text),
+    writeOut: (text) => writeOut(1, text),
+    writeErr: (text) => writeOut(2, text),
     outputError: (text, write) => write(text),
   });
   for (const cmd of allCommands(program)) {
@@ -31,12 +32,12 @@ export async function main(argv: string[]): Promise<number> {
       return 125;
     }
     if (error instanceof ExitError) {
-      if (error.message) process.stderr.write(error.message.endsWith('\n') ? error.message : `${error.message}\n`);
+      if (error.message) writeOut(2, error.message.endsWith('\n') ? error.message : `${error.message}\n`);
       return error.exitCode;
     }
     const { describeError } = await import('./errors.js');
     const described = describeError(error, state.cli?.host);
-    process.stderr.write(`${described.message}\n`);
+    writeOut(2, `${described.message}\n`);
     return described.exitCode;
   } finally {
     // Let pooled keep-alive sockets go so the process can exit at once.

@@ -397,6 +397,8 @@ export class ContainerService {
         ...(h.CpusetMems ? { CpusetMems: h.CpusetMems } : {}),
         ...(h.PidsLimit ? { PidsLimit: h.PidsLimit } : {}),
         ...(h.BlkioWeight ? { BlkioWeight: h.BlkioWeight } : {}),
+        ...(h.Devices?.length ? { Devices: h.Devices } : {}),
+        ...(h.DeviceCgroupRules?.length ? { DeviceCgroupRules: h.DeviceCgroupRules } : {}),
       },
       tty: c.Tty ?? false,
       // `docker run -t` sends the terminal's size: the pty has it before the process starts.
@@ -443,7 +445,9 @@ export class ContainerService {
     }
     let networkMode = record.HostConfig.NetworkMode ?? 'bridge';
     if (networkMode.startsWith('container:')) networkMode = `container:${this.#deps.store.get(networkMode.slice(10)).Id}`;
-    const setup = await networks.setupContainer({
+    // The network namespace (a few processes) is set up while the runtime mounts the root
+    // filesystem and resolves the user; the runtime waits for it before it writes the bundle.
+    const setup = networks.setupContainer({
       containerId: record.Id,
       name: record.Name.slice(1),
       ...(record.Config.Hostname ? { hostname: record.Config.Hostname } : {}),
@@ -458,18 +462,20 @@ export class ContainerService {
       dnsOptions: record.HostConfig.DnsOptions ?? [],
       extraHosts: record.HostConfig.ExtraHosts ?? [],
     });
-    record.NetworkSettings = setup.settings;
-    const net = {
-      netns: setup.netns,
-      ...(setup.hosts !== undefined ? { hosts: setup.hosts } : {}),
-      ...(setup.resolvConf !== undefined ? { resolvConf: setup.resolvConf } : {}),
-      ...(setup.hostname !== undefined ? { hostname: setup.hostname } : {}),
-    };
+    const network = setup.then((s) => ({
+      netns: s.netns,
+      ...(s.hosts !== undefined ? { hosts: s.hosts } : {}),
+      ...(s.resolvConf !== undefined ? { resolvConf: s.resolvConf } : {}),
+      hostname: s.hostname || record.Config.Hostname || record.Id.slice(0, 12),
+    }));
     let info: ContainerInfo;
     try {
-      const spec = this.#spec(record, rootfs, net);
-      info = await runtime.create(spec);
+      info = await runtime.create(this.#spec(record, rootfs, { netns: 'none' }), { network });
+      record.NetworkSettings = (await setup).settings;
     } catch (error) {
+      // A network that could not be set up fails the start with its own error (this await
+      // rethrows it); anything else is the runtime's, in Docker's words.
+      await setup;
       await networks.teardownContainer(record.Id).catch(() => undefined);
       const err = startError(record.Id, error);
       record.State.Error = err.message;
@@ -497,7 +503,9 @@ export class ContainerService {
       await this.#deps.store.save(record);
       throw err;
     }
-    const state = await runtime.state(record.Id).catch(() => undefined);
+    // The pid is the one create reported (pid 1 does not change at start); asking the runtime
+    // again would only add a round trip, and a process like `true` may be gone already.
+    const startedAt = new Date();
     record.State = {
       ...record.State,
       Status: 'running',
@@ -506,10 +514,10 @@ export class ContainerService {
       Restarting: false,
       OOMKilled: false,
       Dead: false,
-      Pid: state?.pid ?? 0,
+      Pid: info.pid,
       ExitCode: 0,
       Error: '',
-      StartedAt: (state?.startedAt ?? new Date()).toISOString(),
+      StartedAt: startedAt.toISOString(),
       FinishedAt: ZERO_TIME,
     };
     if (record.State.Health) record.State.Health = { Status: 'starting', FailingStreak: 0, Log: [] };
@@ -577,17 +585,25 @@ export class ContainerService {
       ExitCode: status.exitCode,
       FinishedAt: status.finishedAt.toISOString(),
     };
-    await this.#deps.networks.teardownContainer(record.Id).catch(() => undefined);
-    await this.#deps.store.save(record);
+    const autoRemove = record.HostConfig.AutoRemove === true && !live.stopping;
+    // An auto-removed container's network goes with the rest of it in remove(), and its record
+    // is deleted there: writing the record now would be a write nobody reads (a daemon that dies
+    // in between finds it exited on start and removes it then).
+    if (!autoRemove) {
+      await this.#deps.networks.teardownContainer(record.Id).catch(() => undefined);
+      await this.#deps.store.save(record);
+    }
     if (status.oomKilled) this.#event(record, 'oom');
     this.#event(record, 'die', { exitCode: String(status.exitCode) });
     this.#deps.log.info(`container ${record.Id.slice(0, 12)} exited with ${status.exitCode}`);
     this.#signals.emit(`exit:${record.Id}`, status.exitCode);
 
-    if (record.HostConfig.AutoRemove && !live.stopping) {
-      await this.remove(record.Id, { force: true, volumes: true }).catch((error: unknown) =>
-        this.#deps.log.warn(`auto-removing ${record.Id.slice(0, 12)}: ${String(error)}`),
-      );
+    if (autoRemove) {
+      await this.remove(record.Id, { force: true, volumes: true }).catch(async (error: unknown) => {
+        this.#deps.log.warn(`auto-removing ${record.Id.slice(0, 12)}: ${String(error)}`);
+        await this.#deps.networks.teardownContainer(record.Id).catch(() => undefined);
+        if (this.#deps.store.find(record.Id)) await this.#deps.store.save(record).catch(() => undefined);
+      });
       return;
     }
     if (!live.stopping && !record.HasBeenManuallyStopped) {
@@ -771,16 +787,24 @@ export class ContainerService {
         await Promise.race([live.exited, new Promise((r) => setTimeout(r, 10_000))]);
       }
       record.State.Status = 'removing';
-      // Also when no runtime container exists: that drops logs kept across a failed restart.
-      await this.#deps.runtime.delete(record.Id, { force: true }).catch((error: unknown) => {
-        if (!(isBerthError(error) && error.category === 'not-found')) throw error;
-      });
+      // The runtime container (also when none exists: that drops logs kept across a failed
+      // restart) and the network namespace are independent: tear both down at once.
+      const [deleted] = await Promise.allSettled([
+        this.#deps.runtime.delete(record.Id, { force: true }).catch((error: unknown) => {
+          if (!(isBerthError(error) && error.category === 'not-found')) throw error;
+        }),
+        this.#deps.networks.teardownContainer(record.Id).catch(() => undefined),
+      ]);
+      if (deleted.status === 'rejected') throw deleted.reason;
       record.RuntimeCreated = false;
-      await this.#deps.networks.teardownContainer(record.Id).catch(() => undefined);
-      await this.#deps.volumes.releaseMounts(record.Id, { removeAnonymous: Boolean(options.volumes) }).catch((error: unknown) =>
-        this.#deps.log.warn(`releasing mounts of ${record.Id.slice(0, 12)}: ${String(error)}`),
-      );
-      await this.#deps.images.removeRootfs(record.Id);
+      // Volumes and the container layer, once nothing has them mounted.
+      const [, layer] = await Promise.allSettled([
+        this.#deps.volumes.releaseMounts(record.Id, { removeAnonymous: Boolean(options.volumes) }).catch((error: unknown) =>
+          this.#deps.log.warn(`releasing mounts of ${record.Id.slice(0, 12)}: ${String(error)}`),
+        ),
+        this.#deps.images.removeRootfs(record.Id),
+      ]);
+      if (layer.status === 'rejected') throw layer.reason;
       await this.#deps.store.remove(record);
       this.#failPendingAttaches(live);
       this.#event(record, 'destroy');

@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { detectCgroups, removeCgroup } from '../cgroups/cgroups.js';
 import { RuntimeCommandError, RuntimeUnavailableError } from '../errors.js';
@@ -61,6 +61,49 @@ async function probe(binary: string, workDir: string, specVersion: string): Prom
   }
 }
 
+/**
+ * runc's start handshake: a blocking open of the fifo (it returns once init has opened the write
+ * end), then read to EOF (init writes one byte and closes its end by exec'ing the user's process).
+ * While the open waits, init is checked every 50 ms; when it is gone, a non-blocking writer of our
+ * own ends the wait, and the read then finds nothing — "already dead", as runc reports it.
+ */
+async function readExecFifo(fifo: string, isAlive: () => Promise<boolean>): Promise<Buffer> {
+  let timer: NodeJS.Timeout | undefined;
+  let opened = false;
+  const check = (): void => {
+    timer = setTimeout(() => {
+      void isAlive()
+        .catch(() => false)
+        .then(async (alive) => {
+          if (opened) return;
+          if (alive) return check();
+          const unblock = await open(fifo, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined);
+          await unblock?.close();
+        })
+        .catch(() => undefined);
+    }, 50);
+  };
+  check();
+  let fh;
+  try {
+    fh = await open(fifo, constants.O_RDONLY);
+  } finally {
+    opened = true;
+    clearTimeout(timer);
+  }
+  try {
+    const chunks: Buffer[] = [];
+    for (;;) {
+      const { bytesRead, buffer } = await fh.read(Buffer.alloc(64), 0, 64, null);
+      if (bytesRead === 0) break;
+      chunks.push(buffer.subarray(0, bytesRead));
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    await fh.close();
+  }
+}
+
 const detected = new Map<string, Promise<OciRuntimeInfo>>();
 
 /**
@@ -115,6 +158,29 @@ export class OciRuntimeBinary {
     const r = await runCommand(this.info.path, ['--root', this.root, ...args], { input, timeoutMs: 60_000 });
     if (r.code !== 0) throw new RuntimeCommandError(`${this.info.name} ${what} failed: ${runtimeMessage(r.stderr || r.stdout)}`);
     return r.stdout;
+  }
+
+  /**
+   * Starts a created container. For runc this is what `runc start` itself does — open the
+   * container's `exec.fifo` for reading (runc's init blocks opening its write end until then),
+   * read init's byte, remove the fifo — without starting another ~30 ms Go process. `isAlive`
+   * tells whether init still exists (runc's init dies with the container, leaving the fifo behind).
+   * Other runtimes, or a runc whose state lacks the fifo, get `<runtime> start`.
+   */
+  async start(id: string, isAlive: () => Promise<boolean>): Promise<void> {
+    const fifo = path.join(this.root, id, 'exec.fifo');
+    if (this.info.name !== 'runc' || !existsSync(fifo)) {
+      await this.run(['start', id], `start ${id}`);
+      return;
+    }
+    let data: Buffer;
+    try {
+      data = await readExecFifo(fifo, isAlive);
+    } catch (cause) {
+      throw new RuntimeCommandError(`${this.info.name} start ${id} failed: ${(cause as Error).message}`, { cause });
+    }
+    if (data.length === 0) throw new RuntimeCommandError(`${this.info.name} start ${id} failed: container process is already dead`);
+    await rm(fifo, { force: true });
   }
 
   /** The runtime's view, or undefined when it does not know the container. */

@@ -14,8 +14,9 @@ import { ContainerExistsError, InvalidSpecError, InvalidStateError, NoSuchContai
 import { isAllowed } from '../lifecycle/state-machine.js';
 import type { ContainerStatus, LifecycleOperation } from '../lifecycle/state-machine.js';
 import { readLogs, rotateLog } from '../logs/k8s-file.js';
-import { launchMonitor, sendControl } from '../monitor/conmon.js';
+import { conmonHasNoSyncLog, launchMonitor, sendControl } from '../monitor/conmon.js';
 import { ensureHelper } from '../monitor/helper.js';
+import { HelperServer } from '../monitor/helper-server.js';
 import { buildResources, buildRuntimeSpec, resolveCapabilities, resolveProcessConfig } from '../spec/generate.js';
 import type { OciRuntimeSpec } from '../spec/generate.js';
 import { resolveInRoot } from '../spec/paths.js';
@@ -129,6 +130,14 @@ async function processStartTime(pid: number): Promise<string | undefined> {
   return text.slice(text.lastIndexOf(')') + 2).split(' ')[19];
 }
 
+/** The process still exists as itself: same start time, and not a zombie waiting to be reaped. */
+async function isLive(pid: number, startTime: string | undefined): Promise<boolean> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (!text || startTime === undefined) return false;
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return fields[19] === startTime && fields[0] !== 'Z' && fields[0] !== 'X';
+}
+
 async function isFrozen(info: CgroupInfo, cgroupPath: string): Promise<boolean> {
   const file = info.version === 2 ? path.join(info.root, cgroupPath, 'cgroup.freeze') : path.join(info.root, 'freezer', cgroupPath, 'freezer.state');
   const text = (await readFile(file, 'utf8').catch(() => '')).trim();
@@ -160,6 +169,9 @@ class BerthRuntime implements Runtime {
   private readonly locks = new Map<string, Promise<unknown>>();
   private rotateTimer: NodeJS.Timeout | undefined;
   private helperPath: Promise<string> | undefined;
+  private helperReady: string | undefined;
+  private server: HelperServer | undefined;
+  private readonly discarding = new Set<Promise<void>>();
 
   constructor(
     readonly stateDir: string,
@@ -167,6 +179,7 @@ class BerthRuntime implements Runtime {
     private readonly options: RuntimeOptions,
     private readonly cgroups: CgroupInfo,
     private readonly conmonPath: string,
+    private readonly conmonNoSyncLog: boolean,
   ) {}
 
   private dir(id: string): string {
@@ -183,8 +196,57 @@ class BerthRuntime implements Runtime {
   }
 
   private helper(): Promise<string> {
-    this.helperPath ??= ensureHelper(path.join(this.stateDir, 'bin'));
+    if (!this.helperPath) {
+      const p = ensureHelper(path.join(this.stateDir, 'bin'));
+      this.helperPath = p;
+      p.then(
+        (file) => (this.helperReady = file),
+        () => {
+          if (this.helperPath === p) this.helperPath = undefined;
+        },
+      );
+    }
     return this.helperPath;
+  }
+
+  /**
+   * The helper server once the helper is built: mounts, unmounts and monitor launches go through
+   * it rather than through forks of this (large) process. The first container of a state directory
+   * starts the build and does without.
+   */
+  private helperServer(): HelperServer | undefined {
+    if (this.helperReady === undefined) {
+      this.helper().catch(() => undefined);
+      return undefined;
+    }
+    this.server ??= new HelperServer(this.helperReady);
+    return this.server;
+  }
+
+  /** Mounts one of the snapshot's mounts at `target` (bind or a filesystem such as overlay). */
+  private async mountRootfsPart(id: string, m: { type: string; source: string; options: string[] }, target: string): Promise<void> {
+    const server = this.helperServer();
+    const viaServer = await server?.request(['mount', m.type, m.source, target, m.options.join(',')]).catch(() => undefined);
+    let r: { code: number; stderr: string };
+    if (viaServer) {
+      r = { code: viaServer.code, stderr: viaServer.text };
+    } else {
+      const args = m.type === 'bind' ? ['--bind', m.source, target] : ['-t', m.type, m.source, target];
+      const opts = m.options.filter((o) => !['bind', 'rbind'].includes(o));
+      if (m.options.includes('rbind')) args[0] = '--rbind';
+      if (opts.length > 0) args.unshift('-o', mountOptions({ options: opts }));
+      r = await runCommand('mount', args);
+    }
+    if (r.code !== 0) throw new RuntimeCommandError(`mounting the root filesystem of ${id} failed: ${r.stderr.trim()}`);
+  }
+
+  /** Unmounts everything at `target`; true when something was. Throws when it stays mounted. */
+  private async unmountAll(target: string): Promise<boolean> {
+    const r = await this.helperServer()?.request(['umount', target]).catch(() => undefined);
+    if (r?.code === 0) return Number(r.text.trim()) > 0;
+    const did = await unmount(target);
+    if (await isMounted(target)) throw new RuntimeCommandError(`cannot unmount ${target}${r ? `: ${r.text.trim()}` : ''}`);
+    return did;
   }
 
   /** Serialises operations on one container (create/start/stop/delete race otherwise). */
@@ -225,6 +287,38 @@ class BerthRuntime implements Runtime {
     }
   }
 
+  /** The exit file once it appears (inotify on the container's directory), or undefined after `ms`. */
+  private async exitSoon(id: string, ms: number): Promise<{ exitCode: number; finishedAt: Date } | undefined> {
+    let wake: (() => void) | undefined;
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(this.dir(id), (_event, name) => {
+        if (name === 'exit' || name === null) wake?.();
+      });
+      watcher.on('error', () => undefined);
+    } catch {
+      watcher = undefined;
+    }
+    const deadline = Date.now() + ms;
+    try {
+      for (;;) {
+        const e = await this.exitFile(id);
+        const left = deadline - Date.now();
+        if (e || left <= 0) return e;
+        // The watcher wakes us; the short timer covers a missed event (or no inotify at all).
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, Math.min(left, 50));
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+      }
+    } finally {
+      watcher?.close();
+    }
+  }
+
   private async oomKilled(id: string, rec: ContainerRecord): Promise<boolean> {
     if (existsSync(path.join(this.dir(id), 'oom'))) return true;
     const recorded = await readFile(path.join(this.dir(id), 'oom-kills'), 'utf8').catch(() => '');
@@ -240,7 +334,15 @@ class BerthRuntime implements Runtime {
   private async status(id: string, rec: ContainerRecord): Promise<{ status: ContainerStatus; pid: number; exit?: { exitCode: number; finishedAt: Date } }> {
     const exit = await this.exitFile(id);
     if (exit) return { status: 'stopped', pid: 0, exit };
-    if (rec.pid > 0 && rec.pidStartTime && (await processStartTime(rec.pid)) === rec.pidStartTime) {
+    const startTime = rec.pid > 0 && rec.pidStartTime ? await processStartTime(rec.pid) : undefined;
+    if (startTime !== undefined && startTime !== rec.pidStartTime) {
+      // Recycled pid: ours is gone.
+    } else if (startTime === undefined && rec.pid > 0 && rec.pidStartTime && rec.monitorPid > 0 && existsSync(`/proc/${rec.monitorPid}`)) {
+      // pid 1 is gone and its monitor lives: the monitor is writing the exit file right now.
+      const e = await this.exitSoon(id, 2000);
+      if (e) return { status: 'stopped', pid: 0, exit: e };
+    }
+    if (startTime !== undefined && startTime === rec.pidStartTime) {
       // Until `start`, pid 1 is the runtime's init waiting on its exec fifo (runc: "runc:[2:INIT]");
       // just after a start it may still carry that name for a moment before its execve.
       const comm = (await readFile(`/proc/${rec.pid}/comm`, 'utf8').catch(() => '')).trim();
@@ -252,11 +354,8 @@ class BerthRuntime implements Runtime {
     const s = await this.binary(rec.runtime).state(id);
     if (!s || s.status === 'stopped') {
       // The monitor writes the exit file right after the process is reaped; give it a moment.
-      for (let i = 0; i < 20; i++) {
-        await sleep(25);
-        const e = await this.exitFile(id);
-        if (e) return { status: 'stopped', pid: 0, exit: e };
-      }
+      const e = await this.exitSoon(id, 500);
+      if (e) return { status: 'stopped', pid: 0, exit: e };
       return { status: 'stopped', pid: 0, exit: { exitCode: 255, finishedAt: new Date() } };
     }
     if (s.status === 'creating') return { status: 'created', pid: s.pid };
@@ -293,7 +392,9 @@ class BerthRuntime implements Runtime {
 
   // ── create ────────────────────────────────────────────────────────────────────────────────
 
-  async create(spec: ContainerSpec): Promise<ContainerInfo> {
+  async create(spec: ContainerSpec, options: { network?: Promise<Pick<ContainerSpec, 'netns' | 'hosts' | 'resolvConf' | 'hostname'>> } = {}): Promise<ContainerInfo> {
+    // A create that fails before it needs the network must not leave its rejection unhandled.
+    options.network?.catch(() => undefined);
     if (!ID.test(spec.id)) throw new InvalidSpecError(`invalid container id: ${spec.id}`);
     resolveProcessConfig(spec); // fail early on a bad config, before anything is on disk
     return this.locked(spec.id, async () => {
@@ -311,7 +412,7 @@ class BerthRuntime implements Runtime {
           await this.moveLogs(kept, dir);
           await rm(kept, { recursive: true, force: true });
         }
-        return await this.createIn(spec, dir);
+        return await this.createIn(spec, dir, options.network);
       } catch (error) {
         await this.removeEverything(spec.id).catch(() => undefined);
         throw error;
@@ -319,7 +420,12 @@ class BerthRuntime implements Runtime {
     });
   }
 
-  private async createIn(spec: ContainerSpec, dir: string): Promise<ContainerInfo> {
+  private async createIn(
+    requested: ContainerSpec,
+    dir: string,
+    network: Promise<Pick<ContainerSpec, 'netns' | 'hosts' | 'resolvConf' | 'hostname'>> | undefined,
+  ): Promise<ContainerInfo> {
+    let spec = requested;
     const runtime = spec.runtime ? await detectOciRuntime({ preferred: spec.runtime, workDir: path.join(this.stateDir, 'probe') }) : this.ociRuntime;
     const proc = resolveProcessConfig(spec);
     const cgroupsPath = `/${(this.options.cgroupParent ?? 'berth').replace(/^\/+|\/+$/g, '')}/${spec.id}`;
@@ -347,12 +453,7 @@ class BerthRuntime implements Runtime {
       await mkdir(rec.rootfsPath, { mode: 0o755 });
       for (const m of spec.rootfs.mounts) {
         const target = m.target ? await resolveInRoot(rec.rootfsPath, m.target) : rec.rootfsPath;
-        const args = m.type === 'bind' ? ['--bind', m.source, target] : ['-t', m.type, m.source, target];
-        const opts = m.options.filter((o) => !['bind', 'rbind'].includes(o));
-        if (m.options.includes('rbind')) args[0] = '--rbind';
-        if (opts.length > 0) args.unshift('-o', mountOptions({ options: opts }));
-        const r = await runCommand('mount', args);
-        if (r.code !== 0) throw new RuntimeCommandError(`mounting the root filesystem of ${spec.id} failed: ${r.stderr.trim()}`);
+        await this.mountRootfsPart(spec.id, m, target);
       }
     } else if (!existsSync(rec.rootfsPath)) {
       throw new InvalidSpecError(`root filesystem does not exist: ${rec.rootfsPath}`);
@@ -364,6 +465,10 @@ class BerthRuntime implements Runtime {
     const cwd = await resolveInRoot(rec.rootfsPath, proc.cwd);
     if (!existsSync(cwd)) await mkdir(cwd, { recursive: true, mode: 0o755 });
 
+    if (network) {
+      spec = { ...spec, ...(await network) };
+      rec.spec = spec;
+    }
     const netns = spec.netns ?? 'none';
     const hostname = spec.hostname ?? (netns === 'host' ? '' : spec.id.slice(0, 12));
     const files = {
@@ -371,9 +476,11 @@ class BerthRuntime implements Runtime {
       hostname: path.join(dir, 'hostname'),
       resolvConf: path.join(dir, 'resolv.conf'),
     };
-    await writeFile(files.hosts, spec.hosts ?? defaultHosts(hostname), { mode: 0o644 });
-    await writeFile(files.hostname, `${hostname}\n`, { mode: 0o644 });
-    await writeFile(files.resolvConf, spec.resolvConf ?? (await defaultResolvConf()), { mode: 0o644 });
+    await Promise.all([
+      writeFile(files.hosts, spec.hosts ?? defaultHosts(hostname), { mode: 0o644 }),
+      writeFile(files.hostname, `${hostname}\n`, { mode: 0o644 }),
+      (spec.resolvConf !== undefined ? Promise.resolve(spec.resolvConf) : defaultResolvConf()).then((text) => writeFile(files.resolvConf, text, { mode: 0o644 })),
+    ]);
     const initPath = ['/usr/bin/tini-static', '/usr/bin/catatonit', '/usr/bin/docker-init'].find((p) => existsSync(p));
     const oci = await buildRuntimeSpec(spec, {
       rootfsPath: rec.rootfsPath,
@@ -419,7 +526,8 @@ class BerthRuntime implements Runtime {
       stdin: spec.openStdin === true,
       leaveStdinOpen: spec.stdinOnce !== true,
       conmonPath: this.conmonPath,
-    });
+      noSyncLog: this.conmonNoSyncLog,
+    }, this.helperServer());
     rec.pid = pid;
     const startTime = await processStartTime(pid);
     if (startTime) rec.pidStartTime = startTime;
@@ -434,7 +542,7 @@ class BerthRuntime implements Runtime {
   async start(id: string): Promise<void> {
     await this.locked(id, async () => {
       const { rec } = await this.guard(id, 'start');
-      await this.binary(rec.runtime).run(['start', id], `start ${id}`);
+      await this.binary(rec.runtime).start(id, () => isLive(rec.pid, rec.pidStartTime));
       rec.startedAt = new Date().toISOString();
       await this.saveRecord(id, rec);
     });
@@ -567,6 +675,31 @@ class BerthRuntime implements Runtime {
     for (const n of names) await rename(path.join(from, n), path.join(to, n));
   }
 
+  /**
+   * Removes a directory of ours at the cost of one rename: it moves to `<stateDir>/trash` and is
+   * deleted from there in the background (`close()` waits for that; `sweep()` empties the trash a
+   * crash left). Callers unmount what was mounted inside first.
+   */
+  private async discard(dir: string): Promise<void> {
+    const trash = path.join(this.stateDir, 'trash');
+    const target = path.join(trash, `${path.basename(dir)}-${randomBytes(4).toString('hex')}`);
+    try {
+      await rename(dir, target);
+    } catch {
+      await mkdir(trash, { recursive: true, mode: 0o700 }).catch(() => undefined);
+      try {
+        await rename(dir, target);
+      } catch {
+        await rm(dir, { recursive: true, force: true }); // another filesystem, or gone
+        return;
+      }
+    }
+    const job: Promise<void> = rm(target, { recursive: true, force: true })
+      .catch(() => undefined)
+      .finally(() => this.discarding.delete(job));
+    this.discarding.add(job);
+  }
+
   /** Idempotent teardown: runtime state, monitor, cgroups, rootfs mount, directory. */
   private async removeEverything(id: string): Promise<string[]> {
     const removed: string[] = [];
@@ -585,7 +718,7 @@ class BerthRuntime implements Runtime {
       if (reaped && rt.info.name === 'runc') {
         // What `runc delete` does for a stopped container (its cgroup goes below), without
         // starting another Go binary: the state directory is runc's record of the container.
-        await rm(state, { recursive: true, force: true });
+        await this.discard(state);
         removed.push(`runtime state ${id}`);
         continue;
       }
@@ -597,7 +730,7 @@ class BerthRuntime implements Runtime {
       const cmdline = await readFile(`/proc/${monitorPid}/cmdline`, 'utf8').catch(() => '');
       if (cmdline.includes(dir)) {
         // conmon exits by itself once the container is gone; wait a little, then make sure.
-        for (let i = 0; i < 40 && existsSync(`/proc/${monitorPid}`); i++) await sleep(25);
+        for (let waited = 0, d = 2; waited < 1000 && existsSync(`/proc/${monitorPid}`); waited += d, d = Math.min(d * 2, 25)) await sleep(d);
         try {
           process.kill(monitorPid, 'SIGKILL');
           removed.push(`monitor ${monitorPid}`);
@@ -607,15 +740,24 @@ class BerthRuntime implements Runtime {
       }
     }
     const cgroupsPath = rec?.cgroupsPath ?? `/${(this.options.cgroupParent ?? 'berth').replace(/^\/+|\/+$/g, '')}/${id}`;
-    removed.push(...(await removeCgroup(this.cgroups, cgroupsPath)));
-    const rootfs = path.join(dir, 'rootfs');
-    if (await unmount(rootfs)) removed.push(`mount ${rootfs}`);
-    // Never delete through a mount: a bind-mounted rootfs would take its source with it.
-    if (await isMounted(rootfs)) throw new RuntimeCommandError(`cannot unmount the root filesystem of ${id} at ${rootfs}; leaving ${dir} in place`);
-    if (existsSync(dir)) {
-      await rm(dir, { recursive: true, force: true });
-      removed.push(dir);
-    }
+    // The cgroup and the directory (after its rootfs mount) are independent: both at once.
+    const [cgroups] = await Promise.all([
+      removeCgroup(this.cgroups, cgroupsPath),
+      (async () => {
+        const rootfs = path.join(dir, 'rootfs');
+        // Never delete through a mount: a bind-mounted rootfs would take its source with it.
+        try {
+          if (existsSync(rootfs) && (await this.unmountAll(rootfs))) removed.push(`mount ${rootfs}`);
+        } catch (cause) {
+          throw new RuntimeCommandError(`cannot unmount the root filesystem of ${id} at ${rootfs}; leaving ${dir} in place`, { cause });
+        }
+        if (existsSync(dir)) {
+          await this.discard(dir);
+          removed.push(dir);
+        }
+      })(),
+    ]);
+    removed.push(...cgroups);
     return removed;
   }
 
@@ -862,6 +1004,11 @@ class BerthRuntime implements Runtime {
     if (this.rotateTimer) clearTimeout(this.rotateTimer);
     this.rotateTimer = undefined;
     await Promise.all([...this.locks.values()]).catch(() => undefined);
+    // A helper build started by a create: let the compiler finish rather than leave it running.
+    await this.helperPath?.catch(() => undefined);
+    await Promise.all([...this.discarding]);
+    this.server?.close();
+    this.server = undefined;
     // The parent cgroup goes when no container uses it any more (rmdir refuses a busy one).
     await removeCgroup(this.cgroups, `/${(this.options.cgroupParent ?? 'berth').replace(/^\/+|\/+$/g, '')}`, { recursive: false });
   }
@@ -874,6 +1021,7 @@ class BerthRuntime implements Runtime {
    * Containers that were created stay, running or exited, with their logs and exit codes.
    */
   async sweep(): Promise<void> {
+    await rm(path.join(this.stateDir, 'trash'), { recursive: true, force: true });
     const containersDir = path.join(this.stateDir, 'containers');
     for (const id of await readdir(containersDir).catch(() => [] as string[])) {
       const dir = this.dir(id);
@@ -926,7 +1074,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
   const ociRuntime = await detectOciRuntime({ ...(options.runtime ? { preferred: options.runtime } : {}), workDir: path.join(stateDir, 'probe') });
   const conmonPath = options.conmon ?? ['/usr/bin/conmon', '/usr/libexec/podman/conmon', '/usr/local/bin/conmon'].find((p) => existsSync(p));
   if (!conmonPath) throw new RuntimeCommandError('conmon is not installed (Debian package conmon)');
-  const rt = new BerthRuntime(stateDir, ociRuntime, options, cgroups, conmonPath);
+  const rt = new BerthRuntime(stateDir, ociRuntime, options, cgroups, conmonPath, await conmonHasNoSyncLog(conmonPath));
   await rt.sweep();
   rt.startRotation();
   return rt;

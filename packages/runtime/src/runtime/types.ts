@@ -162,8 +162,14 @@ export interface Runtime {
   readonly ociRuntime: OciRuntimeInfo;
   /** What the stale-state sweep at open removed (mounts, cgroups, runtime state, files). */
   readonly cleanedUp: string[];
-  /** Writes the bundle, mounts the rootfs and has the monitor run `<runtime> create`. Status `created`. */
-  create(spec: ContainerSpec): Promise<ContainerInfo>;
+  /**
+   * Writes the bundle, mounts the rootfs and has the monitor run `<runtime> create`. Status `created`.
+   * `options.network` is the container's networking while it is still being prepared (a network
+   * namespace takes a few processes to set up): the root filesystem is mounted and the user
+   * resolved meanwhile, and its fields override the spec's. When it rejects, the create fails
+   * with its error and leaves nothing behind.
+   */
+  create(spec: ContainerSpec, options?: { network?: Promise<Pick<ContainerSpec, 'netns' | 'hosts' | 'resolvConf' | 'hostname'>> }): Promise<ContainerInfo>;
   start(id: string): Promise<void>;
   /** Sends a signal (name like `SIGHUP`/`HUP` or number) to pid 1. */
   kill(id: string, signal?: string | number): Promise<void>;
