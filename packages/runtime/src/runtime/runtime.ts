@@ -8,7 +8,7 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { Readable, Writable } from 'node:stream';
-import { cgroupPids, detectCgroups, oomKillCount, readCgroupStats, removeCgroup } from '../cgroups/cgroups.js';
+import { cgroupPids, detectCgroups, isFrozen, oomKillCount, readCgroupStats, removeCgroup } from '../cgroups/cgroups.js';
 import type { CgroupInfo } from '../cgroups/cgroups.js';
 import { ContainerExistsError, InvalidSpecError, InvalidStateError, NoSuchContainerError, RuntimeCommandError } from '../errors.js';
 import { isAllowed } from '../lifecycle/state-machine.js';
@@ -136,12 +136,6 @@ async function isLive(pid: number, startTime: string | undefined): Promise<boole
   if (!text || startTime === undefined) return false;
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return fields[19] === startTime && fields[0] !== 'Z' && fields[0] !== 'X';
-}
-
-async function isFrozen(info: CgroupInfo, cgroupPath: string): Promise<boolean> {
-  const file = info.version === 2 ? path.join(info.root, cgroupPath, 'cgroup.freeze') : path.join(info.root, 'freezer', cgroupPath, 'freezer.state');
-  const text = (await readFile(file, 'utf8').catch(() => '')).trim();
-  return text === '1' || text === 'FROZEN' || text === 'FREEZING';
 }
 
 function mountOptions(m: { options: string[] }): string {
@@ -493,6 +487,7 @@ class BerthRuntime implements Runtime {
       ...(initPath ? { initPath } : {}),
       swapAccounting: this.cgroups.swapAccounting,
       blkioWeight: this.cgroups.blkioWeight,
+      controllers: this.cgroups.controllers,
     });
     try {
       validateRuntimeSpec(oci);
@@ -991,7 +986,7 @@ class BerthRuntime implements Runtime {
     await this.locked(id, async () => {
       const { rec } = await this.guard(id, 'update');
       const merged = { ...(rec.spec.hostConfig ?? {}), ...resources };
-      const res = buildResources(merged, { swapAccounting: this.cgroups.swapAccounting, blkioWeight: this.cgroups.blkioWeight });
+      const res = buildResources(merged, { swapAccounting: this.cgroups.swapAccounting, blkioWeight: this.cgroups.blkioWeight, controllers: this.cgroups.controllers, cgroupVersion: this.cgroups.version });
       const { devices: _devices, ...rest } = res;
       // Memory going down below memsw needs memsw lowered first; runc orders this itself.
       await this.binary(rec.runtime).run(['update', '--resources', '-', id], `update ${id}`, JSON.stringify(rest));
