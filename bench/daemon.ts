@@ -4,11 +4,12 @@
  * end to end through the docker CLI, berthd and dockerd interleaved run by run. Prints medians and
  * ratios; appends them to bench/RESULTS.md.
  *
- * dockerd (docker.io) runs privately: own data root, socket and exec root, `--bridge=none
- * --iptables=false` so it leaves the host's network alone; `docker run` is therefore measured
- * with `--network none` on both daemons (and berthd's default bridge is shown as well).
+ * dockerd (docker.io) runs privately (bench/support/dockerd.ts): own data root, socket and exec
+ * root, `--bridge=none --iptables=false` so it leaves the host's network alone; `docker run` is
+ * therefore measured with `--network none` on both daemons (and berthd's default bridge is shown
+ * as well).
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
@@ -16,9 +17,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { docker, startBerthd, unmountUnder } from '../test/compat/support/berthd.js';
 import { loadBusybox } from '../test/compat/support/images.js';
+import { DOCKERD, startDockerd, type PrivateDockerd } from './support/dockerd.js';
 
 const run = promisify(execFile);
-const DOCKERD = '/usr/sbin/dockerd';
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 10);
@@ -54,33 +55,6 @@ async function throughput(socketPath: string, path: string): Promise<number> {
   const elapsed = (performance.now() - t0) / 1000;
   agent.destroy();
   return count / elapsed;
-}
-
-async function startDockerd(dir: string): Promise<{ socket: string; env: NodeJS.ProcessEnv; stop(): Promise<void> }> {
-  const socket = join(dir, 'docker.sock');
-  const child: ChildProcess = spawn(
-    DOCKERD,
-    ['--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'dockerd.pid'), '-H', `unix://${socket}`,
-      '--iptables=false', '--ip6tables=false', '--bridge=none', '--storage-driver=overlay2'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let log = '';
-  child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-  const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir, 'docker-config') };
-  for (let i = 0; i < 150; i++) {
-    if (child.exitCode !== null) throw new Error(`dockerd exited: ${log.slice(-2000)}`);
-    if ((await docker(env, ['version'])).code === 0) break;
-    await new Promise((r) => setTimeout(r, 200));
-    if (i === 149) throw new Error(`dockerd did not start: ${log.slice(-2000)}`);
-  }
-  return {
-    socket,
-    env,
-    async stop() {
-      child.kill('SIGTERM');
-      await new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
-    },
-  };
 }
 
 async function timeRun(env: NodeJS.ProcessEnv, args: string[]): Promise<number> {
@@ -143,7 +117,7 @@ async function measureRuns(berthEnv: NodeJS.ProcessEnv, refEnv: NodeJS.ProcessEn
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'berth-bench-daemon-'));
   const berthd = await startBerthd(['--log-level', 'warn']);
-  let dockerd: Awaited<ReturnType<typeof startDockerd>> | undefined;
+  let dockerd: PrivateDockerd | undefined;
   let berth: Figures;
   let ref: Figures | undefined;
   let dockerdVersion = '';
@@ -162,11 +136,7 @@ async function main(): Promise<void> {
     berth = { ...api, runNone: runs.none, runBridge: runs.bridge };
     if (refApi && runs.ref !== undefined) ref = { ...refApi, runNone: runs.ref };
   } finally {
-    if (dockerd) {
-      const ids = (await docker(dockerd.env, ['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-      if (ids.length > 0) await docker(dockerd.env, ['rm', '-f', ...ids]);
-      await dockerd.stop();
-    }
+    if (dockerd) await dockerd.stop(); // its containers, dockerd and containerd by PID, its mounts
     await berthd.destroy();
     await unmountUnder(work);
     await rm(work, { recursive: true, force: true }).catch(() => undefined);

@@ -2,7 +2,10 @@
  * @berth/runtime against the raw OCI runtime: create+start+wait+delete of `true` through the
  * library (conmon monitor, bundle generation, cgroups, logs) vs `runc run` of the same rootfs,
  * and docker/podman `run --rm` when they are installed. Then the host memory each idle container
- * adds (the monitor's RSS and PSS). Run as root: `bash bench/runtime.sh`. Prints medians and ratios.
+ * adds (the monitor's RSS and PSS: conmon for berth and podman, containerd-shim-runc-v2 for docker).
+ * docker is Debian's dockerd started privately for the run (bench/support/dockerd.ts: own data
+ * root, socket, no bridge or iptables, hence `--network none`) with the busybox fixture loaded.
+ * Run as root: `bash bench/runtime.sh`. Prints medians and ratios.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,7 +14,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openRuntime } from '@berth/runtime';
+import { loadBusybox } from '../test/compat/support/images.js';
 import { buildBusyboxImage, buildBusyboxRootfs, writeOciLayout } from '../test/support/busybox.js';
+import { haveDockerd, startDockerd, type PrivateDockerd } from './support/dockerd.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 20);
 const IDLE = Number(process.env.IDLE ?? 10);
@@ -36,6 +41,8 @@ async function main(): Promise<void> {
   const runtime = await openRuntime({ stateDir: join(root, 'state'), cgroupParent: `berth-bench-${tag}` });
   const oci = runtime.ociRuntime;
   console.log(`OCI runtime: ${oci.name} ${oci.version} (spec ${oci.specVersion}) — ${oci.reason}`);
+  const load = async (): Promise<string> => (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
+  console.log(`load average at start: ${await load()}`);
 
   // The raw runtime's bundle: `runc spec` defaults, the same rootfs, `true`.
   const bundle = join(root, 'raw');
@@ -52,7 +59,10 @@ async function main(): Promise<void> {
   const raw: number[] = [];
   const docker: number[] = [];
   const podman: number[] = [];
-  const hasDocker = which('docker') && spawnSync('docker', ['image', 'inspect', 'busybox']).status === 0;
+  let dockerd: PrivateDockerd | undefined;
+  let dockerWhyNot = 'dockerd (docker.io) not installed';
+  const dockerRun = ['run', '--rm', '--network', 'none', 'busybox', 'true'];
+  const dockerShims: number[] = [];
   // podman with its own storage under root, the busybox image loaded from an OCI layout, runc
   // (its default crun refuses this host) and cgroupfs (no systemd here).
   const podmanArgs = ['--root', join(root, 'podman'), '--runroot', join(root, 'podman-run'), '--cgroup-manager', 'cgroupfs', '--runtime', oci.path, '--events-backend', 'none'];
@@ -73,6 +83,21 @@ async function main(): Promise<void> {
   }
   const hasPodman = podmanImage !== '';
   try {
+    if (haveDockerd() && which('docker')) {
+      try {
+        dockerd = await startDockerd(join(root, 'dockerd'));
+        await loadBusybox(dockerd.env);
+        const probe = spawnSync('docker', dockerRun, { env: dockerd.env, encoding: 'utf8' });
+        if (probe.status !== 0) throw new Error(probe.stderr.trim().split('\n').at(-1));
+        const version = spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { env: dockerd.env, encoding: 'utf8' }).stdout.trim();
+        console.log(`docker: private dockerd ${version} (pid ${dockerd.pid}), busybox fixture loaded`);
+      } catch (error) {
+        dockerWhyNot = `installed but fails here: ${error instanceof Error ? error.message : String(error)}`;
+        await dockerd?.stop();
+        dockerd = undefined;
+      }
+    }
+    const dockerEnv = dockerd?.env;
     for (let i = 0; i < ROUNDS + 2; i++) {
       const warm = i < 2;
       const id = `bench-${tag}-${i}`;
@@ -101,9 +126,10 @@ async function main(): Promise<void> {
       if (r.status !== 0) throw new Error(`${oci.name} run exited ${r.status}`);
       if (!warm) raw.push(now() - t);
 
-      if (hasDocker) {
+      if (dockerEnv) {
         t = now();
-        spawnSync('docker', ['run', '--rm', 'busybox', 'true'], { stdio: 'ignore' });
+        const d = spawnSync('docker', dockerRun, { stdio: 'ignore', env: dockerEnv });
+        if (d.status !== 0) throw new Error(`docker run exited ${d.status}`);
         if (!warm) docker.push(now() - t);
       }
       if (hasPodman) {
@@ -119,8 +145,8 @@ async function main(): Promise<void> {
     console.log(`  ${oci.name} run (raw)            ${mr.toFixed(1)} ms`);
     console.log(`  ratio berth / raw         ${(mb / mr).toFixed(2)}×`);
     console.log(`  berth phases (medians): ${Object.entries(phases).map(([k, v]) => `${k} ${median(v).toFixed(1)} ms`).join(', ')}`);
-    if (hasDocker) console.log(`  docker run --rm           ${median(docker).toFixed(1)} ms (ratio berth/docker ${(mb / median(docker)).toFixed(2)}×)`);
-    else console.log('  docker: no daemon with a busybox image on this host — not measured');
+    if (dockerEnv) console.log(`  docker run --rm --network none ${median(docker).toFixed(1)} ms (ratio berth/docker ${(mb / median(docker)).toFixed(2)}×)`);
+    else console.log(`  docker: ${dockerWhyNot} — not measured`);
     if (hasPodman) console.log(`  podman run --rm           ${median(podman).toFixed(1)} ms (ratio berth/podman ${(mb / median(podman)).toFixed(2)}×)`);
     else console.log(`  podman: ${podmanWhyNot} — not measured`);
 
@@ -150,7 +176,7 @@ async function main(): Promise<void> {
     };
     const monitors: number[] = [];
     for (const id of ids) monitors.push((await runtime.state(id)).monitorPid);
-    console.log(`\nper idle container (${IDLE} running \`sleep\`), monitor = conmon:`);
+    console.log(`\nper idle container (${IDLE} running \`sleep\`), its monitor (conmon; docker: containerd-shim-runc-v2):`);
     console.log(`  berth: ${await memory(monitors)}`);
     console.log(`  node process using the library: RSS ${(process.memoryUsage().rss / 1048576).toFixed(1)} MiB (shared by all containers)`);
     for (const id of ids) await runtime.delete(id, { force: true });
@@ -166,7 +192,38 @@ async function main(): Promise<void> {
       console.log(`  podman (its conmon): ${await memory(pids)}`);
       spawnSync('podman', [...podmanArgs, 'rm', '-af', '-t', '0'], { stdio: 'ignore' });
     }
+    if (dockerd && dockerEnv) {
+      // docker's per-container monitor is a containerd-shim-runc-v2: the parent of the container's
+      // pid 1. dockerd and containerd also grow a little per container: their RSS before/after.
+      const daemons = [dockerd.pid, await dockerd.containerdPid()].filter((p): p is number => p !== undefined);
+      const daemonRss = async (): Promise<number> => {
+        let sum = 0;
+        for (const pid of daemons) sum += await kib(pid, 'status', 'VmRSS');
+        return sum;
+      };
+      const before = await daemonRss();
+      for (let i = 0; i < IDLE; i++) {
+        const r = spawnSync('docker', ['run', '-d', '--network', 'none', 'busybox', 'sleep', '3600'], { env: dockerEnv, encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`docker run -d failed: ${r.stderr.trim()}`);
+        const pid = Number(spawnSync('docker', ['inspect', '--format', '{{.State.Pid}}', r.stdout.trim()], { env: dockerEnv, encoding: 'utf8' }).stdout.trim());
+        const shim = await kib(pid, 'status', 'PPid');
+        const comm = (await readFile(`/proc/${shim}/comm`, 'utf8').catch(() => '')).trim();
+        if (!comm.startsWith('containerd-shim')) throw new Error(`parent of docker container pid ${pid} is ${shim} (${comm}), not a containerd shim`);
+        dockerShims.push(shim);
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      const after = await daemonRss();
+      console.log(`  docker (its containerd-shim-runc-v2, ${new Set(dockerShims).size} shims): ${await memory(dockerShims)}`);
+      console.log(`  docker daemons (dockerd pid ${daemons[0]}, containerd pid ${daemons[1] ?? '?'}): RSS ${(before / 1024).toFixed(1)} → ${(after / 1024).toFixed(1)} MiB, +${((after - before) / IDLE / 1024).toFixed(2)} MiB per container`);
+    }
+    console.log(`\nload average at end: ${await load()}`);
   } finally {
+    // Its containers, dockerd and its containerd (by PID), the mounts under its data root.
+    await dockerd?.stop().catch((error: unknown) => console.error(`stopping dockerd: ${String(error)}`));
+    for (const pid of dockerShims) {
+      const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
+      if (comm.startsWith('containerd-shim')) spawnSync('kill', ['-KILL', String(pid)]);
+    }
     for (const c of await runtime.list()) await runtime.delete(c.id, { force: true }).catch(() => undefined);
     await runtime.close();
     for (const ctl of ['memory', 'cpu', 'cpuacct', 'cpuset', 'pids', 'blkio', 'devices', 'freezer', 'net_cls', 'net_prio', 'perf_event', 'hugetlb', 'rdma', 'misc', 'systemd', 'unified']) {
