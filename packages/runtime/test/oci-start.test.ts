@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -61,8 +60,10 @@ describePrivileged('OciRuntimeBinary.start', () => {
   it('runs the process, and the runtime sees the container running', async () => {
     const pid = await create('runs', 'echo started > /out/started; sleep 30');
     await runtime.start('runs', alive(pid));
-    for (let i = 0; i < 100 && !existsSync(path.join(dir, 'runs', 'started')); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(await readFile(path.join(dir, 'runs', 'started'), 'utf8')).toBe('started\n');
+    // The shell creates the file before echo writes to it: wait for the content, not the name.
+    const started = (): Promise<string> => readFile(path.join(dir, 'runs', 'started'), 'utf8').catch(() => '');
+    for (let i = 0; i < 250 && (await started()) !== 'started\n'; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await started()).toBe('started\n');
     expect((await runtime.state('runs'))?.status).toBe('running');
     await expect(runtime.start('runs', alive(pid))).rejects.toThrow(/start runs failed/);
   });
