@@ -23,7 +23,8 @@ const unescape = (field: string): string => field.replace(/\\(.)/g, (_m, c: stri
  */
 export class HelperServer {
   private child: ChildProcess | undefined;
-  private readonly pending = new Map<number, { resolve: (r: HelperReply) => void; reject: (e: Error) => void }>();
+  /** Requests awaiting their answer, with the helper process they were sent to. */
+  private readonly pending = new Map<number, { child: ChildProcess; resolve: (r: HelperReply) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private buffered = '';
 
@@ -34,7 +35,7 @@ export class HelperServer {
     const child = this.child ?? this.start();
     const id = this.nextId++;
     return new Promise<HelperReply>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { child, resolve, reject });
       this.hold(true);
       child.stdin?.write(`${[String(id), ...fields].map(escape).join('\t')}\n`);
     });
@@ -53,9 +54,12 @@ export class HelperServer {
     child.stdin?.on('error', () => undefined);
     child.stdout?.setEncoding('utf8');
     child.stdout?.on('data', (chunk: string) => this.receive(chunk));
+    // Only this process's requests fail with it: after close(), a new process may already be
+    // serving requests while the old one finishes its last answers and exits.
     const fail = (error: Error): void => {
       if (this.child === child) this.child = undefined;
       for (const [id, p] of this.pending) {
+        if (p.child !== child) continue;
         this.pending.delete(id);
         p.reject(error);
       }
