@@ -327,15 +327,12 @@ export class RegistryClient {
       const res = await this.transport.requestStream(this.spec(t, 'GET', url, 'pull', { headers, ...signal(opts) }));
       if (res.status === 404) {
         res.body.destroy();
-        throw new BlobUnknownError(`blob unknown: ${t.host}/${t.path}@${desc.digest}`, { status: 404 });
+        throw blobUnknown(t, desc);
       }
       if (!res.ok) throw await errorFromStreamResponse(res, { method: 'GET', url }, 'BLOB_UNKNOWN');
       if (offset > 0 && res.status !== 206) {
         res.body.destroy();
-        throw new RegistryError('RANGE_UNSUPPORTED', `registry ignored Range for ${desc.digest}; cannot resume at ${offset}`, {
-          category: 'unavailable',
-          status: res.status,
-        });
+        throw rangeIgnored(desc, offset, res.status);
       }
       const body = res.body;
       let check: Transform;
@@ -390,15 +387,12 @@ export class RegistryClient {
       const res = await this.transport.requestRaw(this.spec(t, 'GET', url, 'pull', { headers, ...signal(opts) }));
       if (res.status === 404) {
         res.body.destroy();
-        throw new BlobUnknownError(`blob unknown: ${t.host}/${t.path}@${desc.digest}`, { status: 404 });
+        throw blobUnknown(t, desc);
       }
       if (!res.ok) throw await errorFromRawResponse(res, { method: 'GET', url }, 'BLOB_UNKNOWN');
       if (offset > 0 && res.status !== 206) {
         res.body.destroy();
-        throw new RegistryError('RANGE_UNSUPPORTED', `registry ignored Range for ${desc.digest}; cannot resume at ${offset}`, {
-          category: 'unavailable',
-          status: res.status,
-        });
+        throw rangeIgnored(desc, offset, res.status);
       }
       const body = res.body;
       const digester = opts.verify === false ? undefined : offset === 0 ? new Digester(parseDigest(desc.digest).algorithm) : opts.digester;
@@ -694,6 +688,19 @@ export function referrersTag(digest: Digest): string {
 
 function isTarget(value: unknown): value is Target {
   return typeof value === 'object' && value !== null && 'host' in value && 'path' in value && 'ref' in value;
+}
+
+/** A blob GET answered 404. */
+function blobUnknown(t: Target, desc: Descriptor): BlobUnknownError {
+  return new BlobUnknownError(`blob unknown: ${t.host}/${t.path}@${desc.digest}`, { status: 404 });
+}
+
+/** A resumed blob GET answered with the whole blob instead of the range asked for. */
+function rangeIgnored(desc: Descriptor, offset: number, status: number): RegistryError {
+  return new RegistryError('RANGE_UNSUPPORTED', `registry ignored Range for ${desc.digest}; cannot resume at ${offset}`, {
+    category: 'unavailable',
+    status,
+  });
 }
 
 function signal(opts: RequestOptions): { signal?: AbortSignal } {
