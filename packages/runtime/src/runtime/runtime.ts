@@ -281,8 +281,11 @@ class BerthRuntime implements Runtime {
     }
   }
 
-  /** The exit file once it appears (inotify on the container's directory), or undefined after `ms`. */
-  private async exitSoon(id: string, ms: number): Promise<{ exitCode: number; finishedAt: Date } | undefined> {
+  /**
+   * Wakes a waiter when conmon writes the container's exit file: inotify on its directory, with a
+   * timer as the fallback (a missed event, no inotify, or a monitor that died without writing it).
+   */
+  private exitWatch(id: string): { tick(ms: number, signal?: AbortSignal): Promise<void>; close(): void } {
     let wake: (() => void) | undefined;
     let watcher: FSWatcher | undefined;
     try {
@@ -293,23 +296,36 @@ class BerthRuntime implements Runtime {
     } catch {
       watcher = undefined;
     }
+    return {
+      tick: (ms, signal) =>
+        new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', done);
+            wake = undefined;
+            resolve();
+          };
+          const timer = setTimeout(done, ms);
+          wake = done;
+          signal?.addEventListener('abort', done, { once: true });
+        }),
+      close: () => watcher?.close(),
+    };
+  }
+
+  /** The exit file once it appears, or undefined after `ms`. */
+  private async exitSoon(id: string, ms: number): Promise<{ exitCode: number; finishedAt: Date } | undefined> {
+    const exits = this.exitWatch(id);
     const deadline = Date.now() + ms;
     try {
       for (;;) {
         const e = await this.exitFile(id);
         const left = deadline - Date.now();
         if (e || left <= 0) return e;
-        // The watcher wakes us; the short timer covers a missed event (or no inotify at all).
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, Math.min(left, 50));
-          wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
+        await exits.tick(Math.min(left, 50));
       }
     } finally {
-      watcher?.close();
+      exits.close();
     }
   }
 
@@ -593,16 +609,7 @@ class BerthRuntime implements Runtime {
     const rec = await this.record(id);
     // conmon writes <dir>/exit when the container is reaped: inotify wakes us at once, the
     // timer is the fallback (and checks for a monitor that died without writing it).
-    let wake: (() => void) | undefined;
-    let watcher: FSWatcher | undefined;
-    try {
-      watcher = watch(this.dir(id), (_event, name) => {
-        if (name === 'exit' || name === null) wake?.();
-      });
-      watcher.on('error', () => undefined);
-    } catch {
-      watcher = undefined;
-    }
+    const exits = this.exitWatch(id);
     try {
       for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
         const exit = await this.exitFile(id);
@@ -616,17 +623,10 @@ class BerthRuntime implements Runtime {
           const st = await this.status(id, rec);
           if (st.status === 'stopped') return { exitCode: st.exit?.exitCode ?? 255, oomKilled: await this.oomKilled(id, rec), finishedAt: st.exit?.finishedAt ?? new Date() };
         }
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, delay);
-          wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-          options.signal?.addEventListener('abort', wake, { once: true });
-        });
+        await exits.tick(delay, options.signal);
       }
     } finally {
-      watcher?.close();
+      exits.close();
     }
   }
 
