@@ -40,7 +40,6 @@ export async function main(argv: string[]): Promise<number> {
     writeOut(2, `${described.message}\n`);
     return described.exitCode;
   } finally {
-    // Let pooled keep-alive sockets go so the process can exit at once.
     await state.cli?.dispose();
   }
 }
