@@ -73,8 +73,8 @@ export function createCli(host: string | undefined): Cli {
       return client;
     },
     async dispose() {
-      // Nothing to close: node:http unrefs a keep-alive socket once it is back in the pool, so the
-      // process exits at once. (Destroying the sockets would build process.stderr — net's close
+      // Nothing to close: the client's transport unrefs a keep-alive connection once it is back in
+      // its pool, so the process exits at once. (Destroying the sockets would build process.stderr — net's close
       // path compares the socket with it — for nothing.)
       await client?.catch(() => undefined);
     },

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { WireResponse } from './transport/wire.js';
 import type { Readable } from 'node:stream';
 import type { KyInstance } from 'ky';
 import { splitReference } from './transport/reference.js';
@@ -192,7 +192,7 @@ export class BerthClient {
       res = await this.raw({ method: 'GET', path: '/_ping', call, versioned: false });
     }
     const text = await readBody(res);
-    if (res.statusCode !== 200 && res.statusCode !== 500) throw errorFromResponse(res.statusCode ?? 500, text);
+    if (res.statusCode !== 200 && res.statusCode !== 500) throw errorFromResponse(res.statusCode, text);
     const h = res.headers;
     const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
     const result: PingResult = { experimental: one(h['docker-experimental']) === 'true' };
@@ -249,7 +249,7 @@ export class BerthClient {
           body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
           signal,
         });
-        status = res.statusCode ?? 500;
+        status = res.statusCode;
         text = await readBody(res);
       } else {
         const http = await this.ky();
@@ -280,7 +280,7 @@ export class BerthClient {
    * @internal A raw node:http call for streaming bodies/answers. Resolves once the response headers
    * arrive; non-2xx (outside `allow`) become typed errors. The timeout covers only the headers.
    */
-  async raw(opts: { method: string; path: string; query?: Query; body?: Readable | AsyncIterable<Uint8Array> | Uint8Array | string; headers?: Record<string, string>; call?: CallOptions; versioned?: boolean; allow?: number[]; checkStatus?: boolean }): Promise<IncomingMessage> {
+  async raw(opts: { method: string; path: string; query?: Query; body?: Readable | AsyncIterable<Uint8Array> | Uint8Array | string; headers?: Record<string, string>; call?: CallOptions; versioned?: boolean; allow?: number[]; checkStatus?: boolean }): Promise<WireResponse> {
     const call = opts.call ?? {};
     const url = await this.url(opts.path, opts.query, call, opts.versioned ?? true);
     const { signal, cleanup, timedOut, release } = this.signalFor(call, true);
@@ -293,7 +293,7 @@ export class BerthClient {
         signal,
       });
       release();
-      const status = res.statusCode ?? 500;
+      const status = res.statusCode;
       if (opts.checkStatus && (status < 200 || status >= 300) && !(opts.allow ?? []).includes(status)) {
         throw errorFromResponse(status, await readBody(res));
       }
@@ -616,9 +616,9 @@ export class ContainersApi {
   async statPath(nameOrId: string, path: string, opts: CallOptions = {}): Promise<PathStat> {
     const res = await this.c.raw({ method: 'HEAD', path: `/containers/${id(nameOrId)}/archive`, query: { path }, call: opts });
     res.resume();
-    if ((res.statusCode ?? 500) >= 300) {
+    if (res.statusCode >= 300) {
       const message = res.statusCode === 404 ? `Could not find the file ${path} in container ${nameOrId}` : `stat ${path} in ${nameOrId} failed (${res.statusCode})`;
-      throw errorFromResponse(res.statusCode ?? 500, JSON.stringify({ message }));
+      throw errorFromResponse(res.statusCode, JSON.stringify({ message }));
     }
     return decodePathStat(res, path);
   }
@@ -650,14 +650,14 @@ export class ContainersApi {
   }
 }
 
-function decodePathStat(res: IncomingMessage, path: string): PathStat {
+function decodePathStat(res: WireResponse, path: string): PathStat {
   const header = res.headers['x-docker-container-path-stat'];
   const value = Array.isArray(header) ? header[0] : header;
   if (!value) throw new ClientError('BAD_RESPONSE', 'internal', `the daemon sent no X-Docker-Container-Path-Stat for ${path}`);
   return JSON.parse(Buffer.from(value, 'base64').toString('utf8')) as PathStat;
 }
 
-async function* closingFrames(res: IncomingMessage, source: AsyncIterable<OutputFrame>): AsyncGenerator<OutputFrame> {
+async function* closingFrames(res: WireResponse, source: AsyncIterable<OutputFrame>): AsyncGenerator<OutputFrame> {
   try {
     yield* source;
   } finally {
@@ -665,7 +665,7 @@ async function* closingFrames(res: IncomingMessage, source: AsyncIterable<Output
   }
 }
 
-async function* closing<T>(res: IncomingMessage, source: AsyncIterable<T>): AsyncGenerator<T> {
+async function* closing<T>(res: WireResponse, source: AsyncIterable<T>): AsyncGenerator<T> {
   try {
     yield* source;
   } finally {

@@ -49,6 +49,7 @@ export {
 
 export { DEFAULT_HOST, parseHost, resolveHost } from './transport/host.js';
 export type { Endpoint, TlsOptions, HostFromEnv } from './transport/host.js';
+export type { WireResponse } from './transport/wire.js';
 
 export { demultiplex, rawFrames, frames, encodeFrame, MULTIPLEXED_STREAM, RAW_STREAM } from './streams/demux.js';
 export type { OutputFrame } from './streams/demux.js';
