@@ -663,3 +663,75 @@ describe('createTransport: fetch', () => {
     expect(got?.body.toString('utf8')).toBe('{"a":1}');
   });
 });
+
+describe('createTransport: hostile or surprising answers', () => {
+  /** A raw server that answers each request head on a connection with the next of `answers`. */
+  function answering(answers: string[], after?: (socket: net.Socket) => void): Promise<Served> {
+    return serveRaw((socket) => {
+      let buffered = '';
+      socket.on('error', () => undefined);
+      socket.on('data', (data: Buffer) => {
+        buffered += data.toString('latin1');
+        let end: number;
+        while ((end = buffered.indexOf('\r\n\r\n')) >= 0) {
+          buffered = buffered.slice(end + 4);
+          socket.write(answers.shift() ?? 'HTTP/1.1 500 Out Of Answers\r\nContent-Length: 0\r\n\r\n');
+          after?.(socket);
+        }
+      });
+    });
+  }
+
+  it('sends a request again on a new connection when the daemon closed the idle one', { timeout: T }, async () => {
+    // The server closes each connection right after its answer, without saying Connection: close.
+    const served = await answering(['HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'], (socket) => socket.end());
+    const transport = transportFor(served);
+    expect(await readBody(await transport.request({ method: 'GET', path: '/one' }))).toBe('ok');
+    await delay(50);
+    expect(await readBody(await transport.request({ method: 'GET', path: '/two' }))).toBe('ok');
+    expect(served.connections()).toBe(2);
+  });
+
+  it('refuses more body bytes than the Content-Length announced', { timeout: T }, async () => {
+    const served = await answering(['HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA']);
+    const transport = transportFor(served);
+    const res = await transport.request({ method: 'GET', path: '/' });
+    await expect(readBody(res)).rejects.toThrow(/more bytes than its Content-Length|after the end of its answer/);
+  });
+
+  it('refuses a head larger than 64 KiB with a clear error', { timeout: T }, async () => {
+    const served = await answering([`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(70 * 1024)}\r\nContent-Length: 0\r\n\r\n`]);
+    const transport = transportFor(served);
+    await expect(transport.request({ method: 'GET', path: '/' })).rejects.toThrow(/head larger than 65536 bytes/);
+  });
+
+  it('refuses a header line that is not a header', { timeout: T }, async () => {
+    const served = await answering(['HTTP/1.1 200 OK\r\nnot a header\r\nContent-Length: 0\r\n\r\n']);
+    const transport = transportFor(served);
+    await expect(transport.request({ method: 'GET', path: '/' })).rejects.toThrow(/malformed answer from the daemon: header line/);
+  });
+
+  it('does not reuse a connection whose answer the caller destroyed before its end', { timeout: T }, async () => {
+    const served = await serveHttp((req, res) => {
+      if (req.url === '/long') {
+        res.write('first part');
+        return; // never ends
+      }
+      res.end('short');
+    });
+    const transport = transportFor(served);
+    const long = await transport.request({ method: 'GET', path: '/long' });
+    for await (const chunk of long) {
+      expect((chunk as Buffer).toString()).toBe('first part');
+      break; // destroys the answer
+    }
+    expect(await readBody(await transport.request({ method: 'GET', path: '/short' }))).toBe('short');
+    expect(served.connections()).toBe(2);
+  });
+
+  it('refuses a header value with a line break instead of sending it', { timeout: T }, async () => {
+    const served = await serveHttp((_req, res) => res.end('x'));
+    const transport = transportFor(served);
+    await expect(transport.request({ method: 'GET', path: '/', headers: { 'X-Evil': 'a\r\nX-Injected: 1' } })).rejects.toThrow(/line break/);
+  });
+});

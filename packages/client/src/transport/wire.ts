@@ -47,6 +47,9 @@ export class WireResponse extends Readable {
     private readonly onDestroy: (error: Error | null) => void,
   ) {
     super();
+    // As node:http's IncomingMessage: an error is seen by whoever reads (a for-await throws it),
+    // and is not an uncaught exception when it comes before anyone listens.
+    this.on('error', () => undefined);
   }
 
   override _read(): void {
@@ -167,7 +170,7 @@ class Exchange {
     if (this.head !== undefined) {
       const acc: Buffer = this.head.length === 0 ? data : Buffer.concat([this.head, data]);
       const end = acc.indexOf(CRLFCRLF);
-      if (end === -1) {
+      if (end === -1 || end > MAX_HEAD) {
         if (acc.length > MAX_HEAD) throw new WireError(`malformed answer from the daemon: head larger than ${MAX_HEAD} bytes`, 'HPE_HEADER_OVERFLOW');
         this.head = acc;
         return undefined;
