@@ -730,7 +730,9 @@ describe('createTransport: hostile or surprising answers', () => {
   });
 
   it('refuses a header value with a line break instead of sending it', { timeout: T }, async () => {
-    const served = await serveHttp((_req, res) => res.end('x'));
+    const served = await serveHttp((_req, res) => {
+      res.end('x');
+    });
     const transport = transportFor(served);
     await expect(transport.request({ method: 'GET', path: '/', headers: { 'X-Evil': 'a\r\nX-Injected: 1' } })).rejects.toThrow(/line break/);
   });
