@@ -112,19 +112,36 @@ export async function startProxy(target: string): Promise<{ host: string; server
       res.writeHead(ures.statusCode ?? 502, ures.headers);
       const slow = rate !== undefined && (req.url ?? '').includes('/blobs/sha256:');
       const flip = corrupt && (req.url ?? '').includes('/blobs/sha256:');
+      // Two reasons to hold the upstream back — the client not keeping up (waiting for one
+      // `drain`) and the throttle — and it flows again only once neither holds: a throttle
+      // timer that resumed it while the response was still full would have every later chunk
+      // add one more `drain` listener.
+      let awaitingDrain = false;
+      let throttled = false;
+      const resumeIfFree = (): void => {
+        if (!awaitingDrain && !throttled) ures.resume();
+      };
       ures.on('data', (chunk: Buffer) => {
         entry.bytes += chunk.length;
         if (flip && chunk.length > 0) {
           chunk = Buffer.from(chunk);
           chunk[0] = (chunk[0] as number) ^ 0xff;
         }
-        if (!res.write(chunk)) {
+        if (!res.write(chunk) && !awaitingDrain) {
+          awaitingDrain = true;
           ures.pause();
-          res.once('drain', () => ures.resume());
+          res.once('drain', () => {
+            awaitingDrain = false;
+            resumeIfFree();
+          });
         }
         if (slow && rate) {
+          throttled = true;
           ures.pause();
-          setTimeout(() => ures.resume(), (chunk.length / rate) * 1000);
+          setTimeout(() => {
+            throttled = false;
+            resumeIfFree();
+          }, (chunk.length / rate) * 1000);
         }
       });
       ures.on('end', () => res.end());
