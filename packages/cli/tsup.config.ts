@@ -93,6 +93,11 @@ export default defineConfig([
     esbuildOptions(options) {
       options.minifyWhitespace = true;
       options.minifySyntax = true;
+      // ASCII only (non-ASCII escaped): the launcher then reads the file as Latin-1, a plain copy,
+      // and V8 compiles a one-byte string instead of decoding UTF-8 into a two-byte one.
+      options.charset = 'ascii';
+      // Licence notices of bundled packages go to berth.cjs.LEGAL.txt (they hold non-ASCII).
+      options.legalComments = 'linked';
     },
     // node: prefixes are kept so that lazyChildProcess sees commander's `node:child_process`.
     removeNodeProtocol: false,

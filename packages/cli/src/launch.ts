@@ -11,10 +11,11 @@
  *
  * This file is built on its own and imports nothing but Node built-ins.
  */
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { isAscii } from 'node:buffer';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import vm from 'node:vm';
 
 declare const __dirname: string;
@@ -28,6 +29,18 @@ function cachePaths(): string[] {
   return [join(__dirname, '.cache', name), join(home, 'berth', name)];
 }
 
+/** Caches of earlier builds or Node versions are never read again: remove them. */
+function pruneCaches(keep: string): void {
+  try {
+    const dir = dirname(keep);
+    for (const old of readdirSync(dir)) {
+      if (old !== basename(keep) && old.startsWith('berth.cjs.') && old.endsWith('.v8cache')) rmSync(join(dir, old), { force: true });
+    }
+  } catch {
+    // a cache left behind only takes space
+  }
+}
+
 function writeCache(paths: string[], data: Buffer): void {
   for (const path of paths) {
     try {
@@ -35,6 +48,7 @@ function writeCache(paths: string[], data: Buffer): void {
       const tmp = `${path}.${process.pid}.tmp`;
       writeFileSync(tmp, data);
       renameSync(tmp, path);
+      pruneCaches(path);
       return;
     } catch {
       // not writable here: try the next place
@@ -58,7 +72,9 @@ function run(): void {
       // no cache there
     }
   }
-  const source = readFileSync(bundle, 'utf8').replace(/^#!.*/, '');
+  const bytes = readFileSync(bundle);
+  // The build writes ASCII (tsup.config.ts): read as Latin-1, a copy, not a UTF-8 decode.
+  const source = (isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8')).replace(/^#!.*/, '');
   // The wrapper stays on the bundle's first line, so line numbers in stack traces are the bundle's.
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __bimp) {${source}\n})`, {
     filename: bundle,

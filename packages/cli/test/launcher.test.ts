@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +52,26 @@ describe('the berth launcher and its code cache', () => {
     expect(corrupt).toEqual(plain);
     const [name] = caches();
     expect(statSync(join(dir, '.cache', name!)).size).not.toBe(statSync(bin).size); // rewritten
+  });
+
+  it('removes the caches of other builds when it writes a new one', async () => {
+    const stale = join(dir, '.cache', 'berth.cjs.v0.0.0-x64-1-1.v8cache');
+    const other = join(dir, '.cache', 'unrelated.txt');
+    for (const name of caches()) rmSync(join(dir, '.cache', name));
+    writeFileSync(stale, 'an older build');
+    writeFileSync(other, 'not ours');
+    const res = await runCommand('node', [bin, 'version', '--format', '{{.Client.Version}}'], { env });
+    expect(res.stdout).toBe('0.1.0\n');
+    expect(caches()).toHaveLength(1);
+    expect(caches()[0]).toContain(process.version);
+    expect(existsSync(stale)).toBe(false);
+    expect(existsSync(other)).toBe(true);
+  });
+
+  it('is built as ASCII, so the launcher reads it without decoding UTF-8', () => {
+    const bundle = readFileSync(join(dir, 'berth.cjs'));
+    const at = bundle.findIndex((byte) => byte > 0x7f);
+    expect(at === -1 ? '' : bundle.subarray(Math.max(0, at - 60), at + 20).toString('utf8')).toBe('');
   });
 
   it('keeps import() of external packages working (berth daemon loads @berth/daemon)', async () => {
