@@ -737,3 +737,58 @@ describe('createTransport: hostile or surprising answers', () => {
     await expect(transport.request({ method: 'GET', path: '/', headers: { 'X-Evil': 'a\r\nX-Injected: 1' } })).rejects.toThrow(/line break/);
   });
 });
+
+describe('createTransport: TLS (tcp:// with DOCKER_TLS_VERIFY)', () => {
+  /** A self-signed certificate for 127.0.0.1 and localhost, made by openssl in a temp dir. */
+  async function certificate(): Promise<{ cert: Buffer; key: Buffer }> {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-tls-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=berth-test', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
+    const { readFile } = await import('node:fs/promises');
+    return { cert: await readFile(join(dir, 'cert.pem')), key: await readFile(join(dir, 'key.pem')) };
+  }
+
+  async function serveTls(server: { cert: Buffer; key: Buffer }, client?: { cert: Buffer }): Promise<{ port: number; peers: string[] }> {
+    const https = await import('node:https');
+    const peers: string[] = [];
+    const srv = https.createServer({ cert: server.cert, key: server.key, requestCert: client !== undefined, rejectUnauthorized: false }, (req, res) => {
+      const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
+      peers.push(peer?.subject?.CN ?? '');
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ path: req.url, host: req.headers.host }));
+    });
+    const served = await listen(srv, 'tcp');
+    return { port: (served.endpoint as { port: number }).port, peers };
+  }
+
+  it('verifies the daemon against the given CA, sends the client certificate, and keeps the connection', { timeout: 30_000 }, async () => {
+    const server = await certificate();
+    const client = await certificate();
+    const { port, peers } = await serveTls(server, client);
+    const transport = createTransport({ kind: 'tcp', host: '127.0.0.1', port, tls: { verify: true, ca: server.cert, cert: client.cert, key: client.key } }, `tcp://127.0.0.1:${port}`);
+    cleanups.push(() => transport.close());
+    for (const path of ['/_ping', '/containers/json']) {
+      const res = await transport.request({ method: 'GET', path });
+      expect(res.statusCode).toBe(200);
+      expect(JSON.parse(await readBody(res))).toEqual({ path, host: `127.0.0.1:${port}` });
+    }
+    expect(peers).toEqual(['berth-test', 'berth-test']);
+  });
+
+  it('refuses a daemon whose certificate the CA did not sign, unless verification is off', { timeout: 30_000 }, async () => {
+    const server = await certificate();
+    const other = await certificate();
+    const { port } = await serveTls(server);
+    const strict = createTransport({ kind: 'tcp', host: 'localhost', port, tls: { verify: true, ca: other.cert } }, `tcp://localhost:${port}`);
+    cleanups.push(() => strict.close());
+    const refused = strict.request({ method: 'GET', path: '/_ping' });
+    await expect(refused).rejects.toBeInstanceOf(ConnectionError);
+    await expect(refused).rejects.toThrow(/SELF_SIGNED|VERIFY|CERT/);
+    const lax = createTransport({ kind: 'tcp', host: 'localhost', port, tls: { verify: false } }, `tcp://localhost:${port}`);
+    cleanups.push(() => lax.close());
+    const res = await lax.request({ method: 'GET', path: '/_ping' });
+    expect(res.statusCode).toBe(200);
+    await readBody(res);
+  });
+});
