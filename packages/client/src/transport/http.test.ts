@@ -754,7 +754,7 @@ describe('createTransport: TLS (tcp:// with DOCKER_TLS_VERIFY)', () => {
     const peers: string[] = [];
     const srv = https.createServer({ cert: server.cert, key: server.key, requestCert: client !== undefined, rejectUnauthorized: false }, (req, res) => {
       const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
-      peers.push(peer?.subject?.CN ?? '');
+      peers.push(String(peer?.subject?.CN ?? ''));
       res.setHeader('Content-Type', 'application/json');
       res.end(JSON.stringify({ path: req.url, host: req.headers.host }));
     });
