@@ -792,3 +792,23 @@ describe('createTransport: TLS (tcp:// with DOCKER_TLS_VERIFY)', () => {
     await readBody(res);
   });
 });
+
+describe('createTransport: close', () => {
+  it('ends an answer still streaming, and refuses later requests', { timeout: T }, async () => {
+    const served = await serveHttp((_req, res) => {
+      res.write('first part');
+      // never ends
+    });
+    const transport = createTransport(served.endpoint, served.hostUrl);
+    const res = await transport.request({ method: 'GET', path: '/events' });
+    const reading = (async () => {
+      const got: string[] = [];
+      for await (const chunk of res) got.push((chunk as Buffer).toString());
+      return got;
+    })();
+    await delay(50);
+    transport.close();
+    await expect(reading).rejects.toThrow(/closed/);
+    await expect(transport.request({ method: 'GET', path: '/_ping' })).rejects.toThrow(/closed/);
+  });
+});

@@ -353,6 +353,7 @@ class Exchange {
 class Conn {
   current: Exchange | undefined;
   private closed = false;
+  private destroyed = false;
 
   constructor(
     readonly socket: Socket,
@@ -438,14 +439,17 @@ class Conn {
     this.pool.forget(this);
   }
 
+  /** Closes the connection; an answer still coming fails with `error`. */
   destroy(error?: Error): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
     this.closed = true;
     this.pool.forget(this);
     // The socket's own 'error' event would come back to this connection; it has been reported.
     this.socket.removeListener('error', this.onError);
     this.socket.on('error', () => undefined);
     this.socket.destroy();
-    void error;
+    if (error) this.current?.fail(error);
   }
 
   get usable(): boolean {
@@ -461,11 +465,15 @@ class Conn {
  */
 export class WirePool {
   private readonly free: Conn[] = [];
+  /** Every connection carrying a request or idle (not those handed over after 101). */
+  private readonly all = new Set<Conn>();
+  private closed = false;
   private tls: Promise<typeof import('node:tls')> | undefined;
 
   constructor(private readonly dial: Dial) {}
 
   forget(conn: Conn): void {
+    this.all.delete(conn);
     const i = this.free.indexOf(conn);
     if (i !== -1) this.free.splice(i, 1);
   }
@@ -491,11 +499,14 @@ export class WirePool {
       socket = tls.connect({ host: d.host, port: d.port, ALPNProtocols: ['http/1.1'], ...d.options });
     }
     socket.setNoDelay?.(true);
-    return new Conn(socket, this);
+    const conn = new Conn(socket, this);
+    this.all.add(conn);
+    return conn;
   }
 
   async request(req: WireRequest): Promise<WireResult> {
     if (req.signal?.aborted) throw abortError(req.signal);
+    if (this.closed) throw new WireError('the client was closed', 'ERR_CLIENT_CLOSED');
     const replayable = req.body === undefined || typeof req.body === 'string' || req.body instanceof Uint8Array;
     for (;;) {
       const reused = req.upgrade ? undefined : this.takeIdle();
@@ -564,8 +575,11 @@ export class WirePool {
     });
   }
 
+  /** Ends every connection, those still carrying an answer too; later requests fail. */
   close(): void {
-    for (const conn of this.free.splice(0)) conn.socket.destroy();
+    this.closed = true;
+    this.free.length = 0;
+    for (const conn of [...this.all]) conn.destroy(new WireError('the client was closed', 'ERR_CLIENT_CLOSED'));
   }
 }
 
