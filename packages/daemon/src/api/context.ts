@@ -24,6 +24,36 @@ export interface HijackedStream {
 
 const MAX_JSON_BODY = 16 * 1024 * 1024;
 
+/**
+ * Resolves once `out` can take more: at once when nothing is queued past its high-water mark,
+ * else on the next 'drain', or when it closes or fails (a client that went away ends the wait).
+ * Whichever event wins, the other listeners go, so repeated waits never pile listeners up.
+ */
+export function drained(out: Writable): Promise<void> {
+  if (out.destroyed || out.writableEnded || !out.writableNeedDrain) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      out.off('drain', done);
+      out.off('close', done);
+      out.off('error', done);
+      resolve();
+    };
+    out.once('drain', done);
+    out.once('close', done);
+    out.once('error', done);
+  });
+}
+
+/**
+ * Writes a chunk of a streamed answer and, when the client is not keeping up (`write()` returned
+ * false), waits for it before returning, so the producer stops pulling from its source instead
+ * of queueing without bound. A destroyed or ended `out` takes nothing and does not wait.
+ */
+export async function writeOrWait(out: Writable, chunk: Buffer | string): Promise<void> {
+  if (out.destroyed || out.writableEnded) return;
+  if (!out.write(chunk)) await drained(out);
+}
+
 /** One API request, whether it came through the normal handler or as an upgrade. */
 export class ApiContext {
   readonly method: string;

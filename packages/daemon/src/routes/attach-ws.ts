@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { drained } from '../api/context.js';
 import { boolValue } from '../api/query.js';
 import type { Router } from '../api/router.js';
 import { versionAtLeast } from '../api/version.js';
@@ -37,7 +38,7 @@ export function registerAttachWebSocketRoute(router: Router, s: DaemonServices):
     try {
       if (logs && record.RuntimeCreated) {
         for await (const entry of s.runtime.logs(record.Id, { stdout: useStdout, stderr: useStderr })) {
-          if (!ws.send(entry.data, binary)) await drained(ws);
+          if (!ws.send(entry.data, binary)) await drained(ws.socket);
         }
       }
       if (streamMode) await attachLive(s, record.Id, ws, { stdin: useStdin, stdout: useStdout, stderr: useStderr, binary, openStdin: record.Config.OpenStdin ?? false });
@@ -48,18 +49,6 @@ export function registerAttachWebSocketRoute(router: Router, s: DaemonServices):
       s.containers.event(record, 'detach');
       ws.close(1000);
     }
-  });
-}
-
-function drained(ws: WebSocketConnection): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      ws.socket.off('drain', done);
-      ws.socket.off('close', done);
-      resolve();
-    };
-    ws.socket.once('drain', done);
-    ws.socket.once('close', done);
   });
 }
 
@@ -106,7 +95,7 @@ async function pump(
     source.on('data', (chunk: Buffer) => {
       if (!ws.send(chunk, o.binary) && !ws.socket.destroyed) {
         source.pause();
-        void drained(ws).then(() => source.resume());
+        void drained(ws.socket).then(() => source.resume());
       }
     });
     return ended;

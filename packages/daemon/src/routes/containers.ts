@@ -4,7 +4,7 @@ import { basename, dirname, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
 import type { EndpointSettings } from '@berth/runtime';
-import type { ApiContext, HijackedStream } from '../api/context.js';
+import { drained, writeOrWait, type ApiContext, type HijackedStream } from '../api/context.js';
 import { boolValue, intValue, parseFilters, type Filters } from '../api/query.js';
 import type { Router } from '../api/router.js';
 import { validateContainerCreate, validateContainerUpdate } from '../api/schemas.js';
@@ -286,7 +286,11 @@ function listContainers(s: DaemonServices, all: boolean, limit: number, filters:
   return limit > 0 ? records.slice(0, limit) : records;
 }
 
-/** Pipes a runtime attach/exec session into a hijacked stream; resolves when the output ends. */
+/**
+ * Pipes a runtime attach/exec session into a hijacked stream; resolves when the output ends.
+ * A client that does not keep up pauses the session's stdout and stderr until it drains, so
+ * the process blocks on its pipe (as with Docker) instead of berthd queueing its output.
+ */
 export async function pumpSession(
   stream: HijackedStream,
   session: { stdin: Writable | null; stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream },
@@ -294,9 +298,18 @@ export async function pumpSession(
   options: { stdin: boolean; stdout: boolean; stderr: boolean; detach?: () => void },
 ): Promise<void> {
   const out = stream.output;
+  let waiting = false;
   const write = (name: 'stdout' | 'stderr') => (chunk: Buffer) => {
     if (out.destroyed || out.writableEnded) return;
-    out.write(tty ? chunk : frame(name, chunk));
+    if (out.write(tty ? chunk : frame(name, chunk)) || waiting) return;
+    waiting = true;
+    session.stdout.pause();
+    session.stderr.pause();
+    void drained(out).then(() => {
+      waiting = false;
+      session.stdout.resume();
+      session.stderr.resume();
+    });
   };
   const ended = (r: NodeJS.ReadableStream): Promise<void> =>
     new Promise<void>((resolve) => {
@@ -519,7 +532,8 @@ export function registerContainerRoutes(router: Router, s: DaemonServices): void
     try {
       if (logs && record.RuntimeCreated) {
         for await (const entry of s.runtime.logs(record.Id, { stdout: wantStdout, stderr: wantStderr })) {
-          output.write(tty ? entry.data : frame(entry.stream, entry.data));
+          if (output.destroyed) break;
+          await writeOrWait(output, tty ? entry.data : frame(entry.stream, entry.data));
         }
       }
       if (streamMode) {
@@ -591,7 +605,8 @@ export function registerContainerRoutes(router: Router, s: DaemonServices): void
       for await (const entry of entries) {
         if (out.destroyed) break;
         const payload = timestamps ? Buffer.concat([Buffer.from(`${rfc3339Nano(entry.time)} `), entry.data]) : entry.data;
-        out.write(tty ? payload : frame(entry.stream, payload));
+        // A slow client holds the reader here: the log file is not read further until it drains.
+        await writeOrWait(out, tty ? payload : frame(entry.stream, payload));
       }
     } catch (error) {
       if (!abort.signal.aborted && !out.destroyed) {
@@ -636,7 +651,7 @@ export function registerContainerRoutes(router: Router, s: DaemonServices): void
     while (open && !out.destroyed) {
       const current = await sample().catch(() => emptyStats(record));
       if (previous) current['precpu_stats'] = previous['cpu_stats'];
-      out.write(JSON.stringify(current) + '\n');
+      await writeOrWait(out, JSON.stringify(current) + '\n');
       previous = current;
       if (!record.State.Running) break;
       await new Promise((r) => setTimeout(r, 1000));

@@ -68,17 +68,32 @@ const toNs = (t: bigint | Date | undefined): bigint | undefined =>
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Reads lines from a file handle from an offset; keeps an incomplete last line for later. */
+/** How many bytes of lines one `LineReader.read()` returns at most (plus one read's worth). */
+const BATCH_BYTES = 1024 * 1024;
+
+/**
+ * Reads lines from a file handle from an offset; keeps an incomplete last line for later. One
+ * `read()` returns a bounded batch, so a consumer that stops pulling (a stalled `logs -f` client)
+ * leaves the rest of the file on disk rather than in memory.
+ */
 class LineReader {
   private pending = Buffer.alloc(0);
   private offset = 0;
+  /** The last `read()` reached the end of the file (as it was then). */
+  atEnd = false;
   constructor(readonly fh: FileHandle) {}
   async read(): Promise<Buffer[]> {
     const lines: Buffer[] = [];
     const buf = Buffer.allocUnsafe(256 * 1024);
-    for (;;) {
+    let size = 0;
+    this.atEnd = false;
+    while (size < BATCH_BYTES) {
       const { bytesRead } = await this.fh.read(buf, 0, buf.length, this.offset);
-      if (bytesRead === 0) break;
+      if (bytesRead === 0) {
+        this.atEnd = true;
+        break;
+      }
+      size += bytesRead;
       this.offset += bytesRead;
       let chunk = Buffer.concat([this.pending, buf.subarray(0, bytesRead)]);
       let nl: number;
@@ -89,6 +104,12 @@ class LineReader {
       this.pending = Buffer.from(chunk);
     }
     return lines;
+  }
+
+  /** Every complete line up to the end of the file, one bounded batch at a time. */
+  async *toEnd(): AsyncGenerator<Buffer[]> {
+    do yield await this.read();
+    while (!this.atEnd);
   }
 }
 
@@ -170,7 +191,7 @@ export async function* readLogs(
       }
       open_.push(fh);
       const reader = new LineReader(fh);
-      for (const e of consume(await reader.read())) yield* emitOrKeep(e);
+      for await (const lines of reader.toEnd()) for (const e of consume(lines)) yield* emitOrKeep(e);
       if (file === logPath) {
         current = { reader, ino: (await fh.stat()).ino };
       } else {
@@ -188,12 +209,12 @@ export async function* readLogs(
       for (;;) {
         if (options.signal?.aborted) return;
         const stopped = await isStopped();
-        if (current) for (const e of consume(await current.reader.read())) yield e;
+        if (current) for await (const lines of current.reader.toEnd()) yield* consume(lines);
         // Rotated (or created late)? Drain the old file, then switch to the new one.
         const st = await stat(logPath).catch(() => undefined);
         if (st && (!current || st.ino !== current.ino)) {
           if (current) {
-            for (const e of consume(await current.reader.read())) yield e;
+            for await (const lines of current.reader.toEnd()) yield* consume(lines);
             await current.reader.fh.close();
           }
           const fh = await open(logPath, 'r');
@@ -202,7 +223,7 @@ export async function* readLogs(
           continue;
         }
         if (stopped) {
-          if (current) for (const e of consume(await current.reader.read())) yield e;
+          if (current) for await (const lines of current.reader.toEnd()) yield* consume(lines);
           yield* flushPartials();
           return;
         }
