@@ -45,8 +45,24 @@ export class RuntimeBuildExecutor implements BuildExecutor {
         hostname: request.process.hostname,
       });
       const session = await runtime.attach(id, { stdout: true, stderr: true });
-      session.stdout.on('data', (chunk: Buffer) => request.onOutput('stdout', chunk));
-      session.stderr.on('data', (chunk: Buffer) => request.onOutput('stderr', chunk));
+      // A reader of the build output that is behind pauses both pipes: the step blocks on its
+      // writes, as under Docker, instead of its output queueing in berthd.
+      let waiting = false;
+      const onOutput = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+        request.onOutput(stream, chunk);
+        const ready = waiting ? undefined : request.outputReady?.();
+        if (!ready) return;
+        waiting = true;
+        session.stdout.pause();
+        session.stderr.pause();
+        void ready.then(() => {
+          waiting = false;
+          session.stdout.resume();
+          session.stderr.resume();
+        });
+      };
+      session.stdout.on('data', onOutput('stdout'));
+      session.stderr.on('data', onOutput('stderr'));
       const onAbort = (): void => void runtime.kill(id, 'SIGKILL').catch(() => undefined);
       request.signal?.addEventListener('abort', onAbort);
       try {

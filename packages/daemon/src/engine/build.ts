@@ -25,6 +25,8 @@ export interface BuildRequest {
   /** Decoded X-Registry-Config: registry host → credentials. */
   auths: Record<string, { username?: string; password?: string; identitytoken?: string }>;
   onMessage: (message: BuildMessage) => void;
+  /** A promise while the client reads the messages slower than they come (RUN output waits). */
+  outputReady?: () => Promise<void> | undefined;
   signal?: AbortSignal;
 }
 

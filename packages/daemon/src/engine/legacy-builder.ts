@@ -74,6 +74,7 @@ export async function openLegacyBuilder(options: {
           ...(request.platform ? { platform: request.platform } : {}),
           ...(request.networkMode === 'host' || request.networkMode === 'none' ? { network: request.networkMode } : {}),
           onEvent,
+          ...(request.outputReady ? { outputReady: request.outputReady } : {}),
           ...(request.signal ? { signal: request.signal } : {}),
         });
         return { id: result.id };

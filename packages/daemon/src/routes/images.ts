@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { familiarString, isBerthError, parseReference, tryParseReference } from '@berth/oci-spec';
 import type { PullProgress, PushProgress, RegistryAuth } from '@berth/image';
-import type { ApiContext } from '../api/context.js';
+import { drained, type ApiContext } from '../api/context.js';
 import { boolValue, boolValueOrDefault, parseFilters } from '../api/query.js';
 import type { Router } from '../api/router.js';
 import { applyConfigChanges, imageConfigChanges, mergeCommitConfig } from '../api/config-changes.js';
@@ -85,6 +85,10 @@ class JsonMessageStream {
   }
   write(message: Record<string, unknown>): void {
     if (!this.#out.destroyed && !this.#out.writableEnded) this.#out.write(JSON.stringify(message) + '\r\n');
+  }
+  /** A promise while the client is behind (the answer holds more than its high-water mark). */
+  ready(): Promise<void> | undefined {
+    return this.#out.writableNeedDrain && !this.#out.destroyed ? drained(this.#out) : undefined;
   }
   error(error: unknown): void {
     const message = error instanceof Error ? error.message : String(error);
@@ -495,6 +499,7 @@ export function registerImageRoutes(router: Router, s: DaemonServices): void {
           if (quiet && 'stream' in message) return;
           out.write(message as Record<string, unknown>);
         },
+        outputReady: () => out.ready(),
       });
       out.write({ aux: { ID: result.id } });
       // With q=1 moby's only stream message is the image ID, which the CLI prints.

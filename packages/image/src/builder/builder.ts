@@ -83,6 +83,11 @@ export interface BuildOptions {
   /** Default: `{ type: 'store' }` with the builder's store, else 'none'. */
   output?: BuildOutput;
   onEvent?: (event: BuildEvent) => void;
+  /**
+   * A promise while the consumer of `onEvent` is behind (e.g. a slow client of a daemon): RUN
+   * steps stop reading their output until it settles (see `BuildRunRequest.outputReady`).
+   */
+  outputReady?: () => Promise<void> | undefined;
   signal?: AbortSignal;
 }
 
@@ -825,6 +830,7 @@ class BuildRun {
         network,
         insecure,
         onOutput,
+        ...(this.options.outputReady ? { outputReady: this.options.outputReady } : {}),
         signal: this.signal,
       });
       for (const stream of ['stdout', 'stderr'] as const) {

@@ -14,7 +14,8 @@ import type { Mount } from '../snapshot/types.js';
  *   no target resolves through a symlink out of the root (CVE-2024-23651/23652).
  * - `process.user` is numeric (`uid`, `gid`, `additionalGids`); the builder resolves names
  *   from the image's /etc/passwd and /etc/group, as Docker does.
- * - Output is streamed through `onOutput` as it arrives; the executor must not buffer it all.
+ * - Output is streamed through `onOutput` as it arrives; the executor must not buffer it all,
+ *   and stops reading it while `outputReady()` returns a promise.
  * - `run` resolves with the exit code when the process exited (any code); it rejects only
  *   when the container could not be run at all. `signal` aborts the step (kill and clean up).
  * - Nothing of the container (bundle, state, cgroup, netns) survives `run`.
@@ -49,6 +50,12 @@ export interface BuildRunRequest {
   insecure: boolean;
   /** Called for each chunk the process writes, in order per stream. */
   onOutput(stream: 'stdout' | 'stderr', chunk: Buffer): void;
+  /**
+   * Asked after each chunk: a promise while whoever reads the build's output is behind. The
+   * executor stops reading the process's output until it settles, so the process blocks on its
+   * pipe instead of the output piling up in memory.
+   */
+  outputReady?(): Promise<void> | undefined;
   signal?: AbortSignal;
 }
 
