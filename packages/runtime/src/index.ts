@@ -82,7 +82,7 @@ export type {
 export { parseSignal } from './runtime/signals.js';
 export { blkioWeightToIoWeight, cpuSharesToWeight, detectCgroups, memorySwapToSwapMax, readCgroupLimits } from './cgroups/cgroups.js';
 export type { CgroupInfo, CgroupLimits, DetectCgroupsOptions } from './cgroups/cgroups.js';
-export { parseDeviceCgroupRule, resolveDevices } from './spec/devices.js';
+export { hostDevices, parseDeviceCgroupRule, resolveDevices } from './spec/devices.js';
 export type { OciDevice, OciDeviceRule } from './spec/devices.js';
 
 // Embedding in test suites

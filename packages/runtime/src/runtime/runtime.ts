@@ -17,7 +17,7 @@ import { readLogs, rotateLog } from '../logs/k8s-file.js';
 import { conmonHasNoSyncLog, launchMonitor, sendControl } from '../monitor/conmon.js';
 import { ensureHelper } from '../monitor/helper.js';
 import { HelperServer } from '../monitor/helper-server.js';
-import { buildResources, buildRuntimeSpec, resolveCapabilities, resolveProcessConfig } from '../spec/generate.js';
+import { boundingCapabilities, buildResources, buildRuntimeSpec, resolveCapabilities, resolveProcessConfig } from '../spec/generate.js';
 import type { OciRuntimeSpec } from '../spec/generate.js';
 import { resolveInRoot } from '../spec/paths.js';
 import type { ContainerSpec } from '../spec/types.js';
@@ -500,6 +500,7 @@ class BerthRuntime implements Runtime {
       user,
       files,
       hostHardLimits: await hostHardLimits(),
+      boundingCapabilities: await boundingCapabilities(),
       ...(initPath ? { initPath } : {}),
       swapAccounting: this.cgroups.swapAccounting,
       blkioWeight: this.cgroups.blkioWeight,
@@ -878,7 +879,7 @@ class BerthRuntime implements Runtime {
       if (i > 0) env.set(e.slice(0, i), e);
     }
     if (options.tty && !env.has('TERM')) env.set('TERM', 'TERM=xterm');
-    const caps = options.privileged ? resolveCapabilities({ Privileged: true }) : rec.process.caps;
+    const caps = options.privileged ? resolveCapabilities({ Privileged: true }, await boundingCapabilities()) : rec.process.caps;
     const processSpec: OciRuntimeSpec['process'] = {
       terminal: options.tty === true,
       user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length > 0 ? { additionalGids: user.additionalGids } : {}) },

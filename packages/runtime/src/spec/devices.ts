@@ -1,3 +1,4 @@
+import type { Dirent } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidSpecError } from '../errors.js';
@@ -124,6 +125,58 @@ export async function devicesFromMapping(mapping: DeviceMapping): Promise<{ devi
   await walk(resolved);
   if (devices.length === 0) throw new InvalidSpecError(`not a device: ${onHost} is a directory with no device nodes below it`);
   return { devices, rules };
+}
+
+/** Directories under /dev that hold no devices of the host's own (runc libcontainer/devices GetDevices). */
+const SKIPPED_DEVICE_DIRS = new Set(['pts', 'shm', 'fd', 'mqueue', '.lxc', '.lxd-mounts', '.udev']);
+
+const byName = (a: { name: string }, b: { name: string }): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/** A file that went away or that this process may not look at is skipped, not an error. */
+function skippable(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'EACCES' || code === 'EPERM';
+}
+
+/**
+ * The host's device nodes, as a `--privileged` container gets them (Docker: containerd's
+ * oci.HostDevices, the same walk as runc's libcontainer/devices GetDevices): every character and
+ * block device below `root`, in name order, with its type, major:minor, permission bits, uid and
+ * gid; the directories pts, shm, fd, mqueue, .lxc, .lxd-mounts and .udev are not entered, a
+ * non-directory named `console` is left out (the runtime gives the container its own), and
+ * symlinks, fifos, sockets and regular files are not devices. Entries that vanish during the walk
+ * or that this process may not read are skipped. Each device's path is its path below `root`
+ * under /dev (the host path itself when `root` is /dev). Throws when `root` cannot be read.
+ */
+export async function hostDevices(root = '/dev'): Promise<OciDevice[]> {
+  const out: OciDevice[] = [];
+  const walk = async (dir: string, top: boolean): Promise<void> => {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if (!top && skippable(error)) return;
+      throw new Error(`cannot list the host's devices in ${dir}: ${(error as Error).message}`, { cause: error });
+    }
+    for (const e of entries.sort(byName)) {
+      const file = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        if (!SKIPPED_DEVICE_DIRS.has(e.name)) await walk(file, false);
+        continue;
+      }
+      if (e.name === 'console' || !(e.isCharacterDevice() || e.isBlockDevice())) continue;
+      let found: Awaited<ReturnType<typeof deviceAt>>;
+      try {
+        found = await deviceAt(file, path.posix.join('/dev', path.relative(root, file)), 'rwm');
+      } catch (error) {
+        if (skippable(error)) continue;
+        throw error;
+      }
+      if (found) out.push(found.device);
+    }
+  };
+  await walk(root, true);
+  return out;
 }
 
 /**

@@ -1,13 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { validateRuntimeSpec } from '@berth/oci-spec';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describePrivileged } from '../../../../test/support/privileged.js';
-import { deviceMajor, deviceMinor, parseDeviceCgroupRule } from './devices.js';
-import { DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from './defaults.js';
-import { buildResources, buildRuntimeSpec, resolveCapabilities, resolveProcessConfig } from './generate.js';
+import { deviceMajor, deviceMinor, hostDevices, parseDeviceCgroupRule } from './devices.js';
+import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from './defaults.js';
+import { boundingCapabilities, buildResources, buildRuntimeSpec, resolveCapabilities, resolveProcessConfig } from './generate.js';
 import type { BuildRuntimeSpecContext } from './generate.js';
 import type { ContainerSpec } from './types.js';
 
@@ -73,11 +73,33 @@ describe('buildRuntimeSpec', () => {
     expect(() => resolveProcessConfig({ ...base, config: { WorkingDir: '/proc/self/fd/3' } })).toThrow(/proc\/self\/fd/);
   });
 
+  it('reads the bounding set from /proc/self/status', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'berth-capbnd-'));
+    try {
+      const status = path.join(dir, 'status');
+      // bits 0 (CHOWN), 12 (NET_ADMIN), 21 (SYS_ADMIN); bit 24 (SYS_RESOURCE) missing
+      await writeFile(status, `Name:\tnode\nCapBnd:\t${((1n << 0n) | (1n << 12n) | (1n << 21n)).toString(16).padStart(16, '0')}\nSeccomp:\t0\n`);
+      expect(await boundingCapabilities(status)).toEqual(['CAP_CHOWN', 'CAP_NET_ADMIN', 'CAP_SYS_ADMIN']);
+      await writeFile(status, 'Name:\tnode\n');
+      expect(await boundingCapabilities(status)).toEqual([...ALL_CAPABILITIES]);
+      expect(await boundingCapabilities(path.join(dir, 'missing'))).toEqual([...ALL_CAPABILITIES]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('handles cap-add/cap-drop/privileged', async () => {
     expect(resolveCapabilities({ CapDrop: ['ALL'], CapAdd: ['net_admin'] })).toEqual(['CAP_NET_ADMIN']);
     expect(resolveCapabilities({ CapDrop: ['CHOWN'] })).not.toContain('CAP_CHOWN');
     expect(resolveCapabilities({ CapAdd: ['ALL'] }).length).toBeGreaterThan(38);
     expect(() => resolveCapabilities({ CapAdd: ['CAP_NOPE'] })).toThrow(/unknown capability/);
+    // "All" is what the engine may grant (its bounding set); a named --cap-add is passed as asked.
+    const some = ['CAP_CHOWN', 'CAP_NET_ADMIN', 'CAP_SYS_ADMIN'];
+    expect(resolveCapabilities({ Privileged: true }, some)).toEqual(some);
+    expect(resolveCapabilities({ CapAdd: ['ALL'], CapDrop: ['CHOWN'] }, some)).toEqual(['CAP_NET_ADMIN', 'CAP_SYS_ADMIN']);
+    expect(resolveCapabilities({ CapAdd: ['SYS_RESOURCE'] }, some)).toContain('CAP_SYS_RESOURCE');
+    const limited = await buildRuntimeSpec({ ...base, hostConfig: { Privileged: true } }, { ...ctx, boundingCapabilities: some });
+    expect(limited.process.capabilities.bounding).toEqual(some);
     const p = await buildRuntimeSpec({ ...base, hostConfig: { Privileged: true } }, ctx);
     expect(p.linux.seccomp).toBeUndefined();
     expect(p.linux.maskedPaths).toEqual([]);
@@ -213,7 +235,9 @@ describe('--device and --device-cgroup-rule', () => {
 
   it('lets a privileged container have the node without narrowing its allow-all rule', async () => {
     const s = await buildRuntimeSpec({ ...base, hostConfig: { Privileged: true, Devices: [{ PathOnHost: '/dev/null', PathInContainer: '/dev/n2' }] } }, ctx);
-    expect(s.linux.devices?.map((d) => d.path)).toEqual(['/dev/n2']);
+    // the host's devices first, then the mapping
+    expect(s.linux.devices?.map((d) => d.path)).toEqual([...(await hostDevices()).map((d) => d.path), '/dev/n2']);
+    expect(s.linux.devices?.at(-1)).toMatchObject({ path: '/dev/n2', type: 'c', major: 1, minor: 3 });
     expect(s.linux.resources.devices).toEqual([{ allow: true, access: 'rwm' }]);
   });
 
@@ -251,6 +275,95 @@ describe('--device and --device-cgroup-rule', () => {
       const s = await buildRuntimeSpec({ ...base, hostConfig: { Devices: [{ PathOnHost: path.join(dir, 'null-link'), PathInContainer: '/dev/x' }] } }, ctx);
       expect(s.linux.devices).toEqual([{ path: '/dev/x', type: 'c', major: 1, minor: 3, fileMode: 0o640, uid: 0, gid: 0 }]);
       await expect(buildRuntimeSpec({ ...base, hostConfig: { Devices: [{ PathOnHost: path.join(dir, 'empty') }] } }, ctx)).rejects.toThrow(`not a device: ${path.join(dir, 'empty')} is a directory with no device nodes`);
+    });
+  });
+});
+
+describe('the host devices of a privileged container', () => {
+  it("lists this host's /dev as runc does: devices with their numbers, not console, nothing under pts or shm", async () => {
+    const devices = await hostDevices();
+    const nul = devices.find((d) => d.path === '/dev/null');
+    const st = await lstat('/dev/null', { bigint: true });
+    expect(nul).toEqual({ path: '/dev/null', type: 'c', major: 1, minor: 3, fileMode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid) });
+    expect(devices.some((d) => d.path === '/dev/console')).toBe(false);
+    expect(devices.filter((d) => /^\/dev\/(pts|shm|mqueue|fd)\//.test(d.path))).toEqual([]);
+    expect(new Set(devices.map((d) => d.path)).size).toBe(devices.length);
+  });
+
+  it('says which directory it could not list', async () => {
+    await expect(hostDevices('/nonexistent-berth-dev')).rejects.toThrow(/cannot list the host's devices in \/nonexistent-berth-dev/);
+  });
+
+  it('gives a container that is not privileged none of them', async () => {
+    const s = await buildRuntimeSpec(base, ctx);
+    expect(s.linux.devices).toBeUndefined();
+  });
+
+  describePrivileged('on a /dev of our own (mknod needs root)', () => {
+    let dir: string;
+    let dev: string;
+    const node = (rel: string, mode: string, type: 'c' | 'b', major: number, minor: number): void => {
+      execFileSync('mknod', ['-m', mode, path.join(dev, rel), type, String(major), String(minor)]);
+    };
+    beforeAll(async () => {
+      dir = await mkdtemp(path.join(tmpdir(), 'berth-hostdev-'));
+      dev = path.join(dir, 'dev');
+      for (const sub of ['pts', 'shm', 'mqueue', 'fd', '.lxc', '.lxd-mounts', '.udev', 'net', 'deep/pts', 'empty']) await mkdir(path.join(dev, sub), { recursive: true });
+      node('null', '0666', 'c', 1, 3);
+      node('kmsg', '0644', 'c', 1, 11);
+      node('loop7', '0660', 'b', 7, 7);
+      execFileSync('chown', ['0:6', path.join(dev, 'loop7')]);
+      node('net/tun', '0666', 'c', 10, 200);
+      node('weird', '0755', 'c', 250, 1048575);
+      execFileSync('chown', ['12:34', path.join(dev, 'weird')]);
+      execFileSync('chmod', ['4755', path.join(dev, 'weird')]); // after chown, which clears set-user-ID
+      node('console', '0600', 'c', 5, 1);
+      // in directories that are skipped, wherever they are
+      node('pts/0', '0620', 'c', 136, 0);
+      node('deep/pts/1', '0620', 'c', 136, 1);
+      for (const sub of ['shm', 'mqueue', 'fd', '.lxc', '.lxd-mounts', '.udev']) node(`${sub}/x`, '0600', 'c', 1, 5);
+      // not devices
+      await writeFile(path.join(dev, 'regular'), 'x');
+      execFileSync('mkfifo', [path.join(dev, 'initctl')]);
+      await symlink('null', path.join(dev, 'link-to-null'));
+      await symlink('net', path.join(dev, 'link-to-net'));
+      await symlink('/proc/self/fd/0', path.join(dev, 'stdin'));
+    });
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('finds every device with type, numbers, mode and owner, in name order, and nothing else', async () => {
+      expect(await hostDevices(dev)).toEqual([
+        { path: '/dev/kmsg', type: 'c', major: 1, minor: 11, fileMode: 0o644, uid: 0, gid: 0 },
+        { path: '/dev/loop7', type: 'b', major: 7, minor: 7, fileMode: 0o660, uid: 0, gid: 6 },
+        { path: '/dev/net/tun', type: 'c', major: 10, minor: 200, fileMode: 0o666, uid: 0, gid: 0 },
+        { path: '/dev/null', type: 'c', major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0 },
+        { path: '/dev/weird', type: 'c', major: 250, minor: 1048575, fileMode: 0o4755, uid: 12, gid: 34 },
+      ]);
+      expect(await hostDevices(path.join(dev, 'empty'))).toEqual([]);
+    });
+
+    it('puts them in the spec of a privileged container only, a --device mapping winning at the same path', async () => {
+      execFileSync('mknod', ['-m', '0600', path.join(dir, 'zero'), 'c', '1', '5']);
+      const devCtx = { ...ctx, hostDevicesRoot: dev };
+      const s = await buildRuntimeSpec(
+        { ...base, hostConfig: { Privileged: true, Devices: [{ PathOnHost: path.join(dir, 'zero'), PathInContainer: '/dev/null', CgroupPermissions: 'r' }, { PathOnHost: path.join(dir, 'zero'), PathInContainer: '/dev/zero2' }] } },
+        devCtx,
+      );
+      expect(s.linux.devices?.map((d) => `${d.path} ${d.type} ${d.major}:${d.minor} ${d.fileMode.toString(8)}`)).toEqual([
+        '/dev/kmsg c 1:11 644',
+        '/dev/loop7 b 7:7 660',
+        '/dev/net/tun c 10:200 666',
+        '/dev/weird c 250:1048575 4755',
+        '/dev/null c 1:5 600',
+        '/dev/zero2 c 1:5 600',
+      ]);
+      expect(s.linux.resources.devices).toEqual([{ allow: true, access: 'rwm' }]);
+      expect(validateRuntimeSpec(s)).toBeTruthy();
+      const plain = await buildRuntimeSpec(base, devCtx);
+      expect(plain.linux.devices).toBeUndefined();
+      expect(plain.linux.resources.devices[0]).toEqual({ allow: false, access: 'rwm' });
     });
   });
 });

@@ -10,7 +10,7 @@ import {
   DEFAULT_SHM_SIZE,
   isNamespacedSysctl,
 } from './defaults.js';
-import { resolveDevices } from './devices.js';
+import { hostDevices, resolveDevices } from './devices.js';
 import type { OciDevice, OciDeviceRule } from './devices.js';
 import { defaultSeccompProfile, seccompFromDockerProfile } from './seccomp.js';
 import type { DockerSeccompProfile, OciSeccomp } from './seccomp.js';
@@ -93,6 +93,13 @@ export interface BuildRuntimeSpecContext {
    * runtime (a v2 host that does not delegate `cpu` or `pids`, for one).
    */
   controllers?: readonly string[];
+  /**
+   * The capabilities this process may grant (its bounding set, see boundingCapabilities()):
+   * `--privileged` and `--cap-add ALL` get those of ALL_CAPABILITIES. Default: all of them.
+   */
+  boundingCapabilities?: readonly string[];
+  /** Where a privileged container's host devices are found (default /dev; tests use a directory of their own). */
+  hostDevicesRoot?: string;
 }
 
 /** Docker's merge of image config and create-request config. */
@@ -136,12 +143,29 @@ function normaliseCap(c: string): string {
   return name;
 }
 
+/**
+ * The capabilities in this process's bounding set (`CapBnd` of /proc/self/status), by name; all
+ * of ALL_CAPABILITIES when it cannot be read. Capabilities above the kernel's last one are not
+ * listed.
+ */
+export async function boundingCapabilities(status = '/proc/self/status'): Promise<string[]> {
+  const text = await readFile(status, 'utf8').catch(() => '');
+  const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(text);
+  if (!m) return [...ALL_CAPABILITIES];
+  const mask = BigInt(`0x${m[1]}`);
+  return ALL_CAPABILITIES.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
+}
+
 /** Docker's TweakCapabilities: drop ALL first, then add; add ALL wins. */
-export function resolveCapabilities(host: HostConfigOptions): string[] {
-  if (host.Privileged) return [...ALL_CAPABILITIES];
+export function resolveCapabilities(host: HostConfigOptions, available: readonly string[] = ALL_CAPABILITIES): string[] {
+  // "All" is what this environment can grant (moby's GetAllCapabilities): a runtime asked for a
+  // capability outside its own bounding set fails ("unable to apply caps"), so a privileged
+  // container would not start at all where the engine itself runs with fewer capabilities.
+  const all = ALL_CAPABILITIES.filter((c) => available.includes(c));
+  if (host.Privileged) return all;
   const add = (host.CapAdd ?? []).map(normaliseCap);
   const drop = (host.CapDrop ?? []).map(normaliseCap);
-  if (add.includes('CAP_ALL')) return ALL_CAPABILITIES.filter((c) => !drop.includes(c));
+  if (add.includes('CAP_ALL')) return all.filter((c) => !drop.includes(c));
   const base = drop.includes('CAP_ALL') ? [] : DEFAULT_CAPABILITIES.filter((c) => !drop.includes(c));
   const out = [...base];
   for (const c of add) if (!out.includes(c)) out.push(c);
@@ -216,7 +240,7 @@ export async function buildRuntimeSpec(spec: ContainerSpec, ctx: BuildRuntimeSpe
   const host = spec.hostConfig ?? {};
   const proc = resolveProcessConfig(spec);
   const privileged = host.Privileged === true;
-  const caps = resolveCapabilities(host);
+  const caps = resolveCapabilities(host, ctx.boundingCapabilities);
   const security = await parseSecurityOpt(host.SecurityOpt ?? []);
   const netns = spec.netns ?? 'none';
   const hostNetwork = netns === 'host';
@@ -333,9 +357,18 @@ export async function buildRuntimeSpec(spec: ContainerSpec, ctx: BuildRuntimeSpe
     },
   };
   // --device and --device-cgroup-rule: nodes created by the OCI runtime, rules after the defaults
-  // (a privileged container already has every device allowed).
+  // (a privileged container already has every device allowed). A privileged container also gets
+  // every device node of the host's /dev (moby WithDevices), a --device mapping winning over a host
+  // node at the same container path. The standard nodes (/dev/null…) are the OCI runtime's own; it
+  // adds one only when the spec has no node at that path, so none is listed twice.
   const userDevices = await resolveDevices(host.Devices ?? [], host.DeviceCgroupRules ?? []);
-  if (userDevices.devices.length > 0) out.linux.devices = userDevices.devices;
+  const devices = new Map<string, OciDevice>();
+  if (privileged) for (const d of await hostDevices(ctx.hostDevicesRoot)) devices.set(d.path, d);
+  for (const d of userDevices.devices) {
+    devices.delete(d.path);
+    devices.set(d.path, d);
+  }
+  if (devices.size > 0) out.linux.devices = [...devices.values()];
   if (!privileged) out.linux.resources.devices.push(...userDevices.rules);
   return out;
 }
