@@ -11,7 +11,9 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
+import type { AttachOptions, AttachSession, Runtime } from '../../packages/runtime/src/index.js';
 import { startDaemon, type RunningDaemon } from '../../packages/daemon/src/daemon.js';
 import { createLogger } from '../../packages/daemon/src/logger.js';
 import { docker, unmountUnder } from '../compat/support/berthd.js';
@@ -140,4 +142,30 @@ export function readToEnd(sock: Socket): Promise<Buffer> {
     sock.once('error', reject);
     sock.resume();
   });
+}
+
+/**
+ * Wraps `runtime.attach` so a test sees how much of a session's stdout its reader has taken (the
+ * real stream, passed through with its backpressure); `restore()` puts the original back.
+ */
+export function countAttachOutput(runtime: Runtime): { taken: () => number; restore: () => void } {
+  const original = runtime.attach;
+  let taken = 0;
+  runtime.attach = async function (this: Runtime, id: string, options?: AttachOptions): Promise<AttachSession> {
+    const session = await original.call(this, id, options);
+    const counted = new PassThrough({
+      transform(chunk: Buffer, _encoding, callback) {
+        taken += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    session.stdout.pipe(counted);
+    return { ...session, stdout: counted };
+  };
+  return {
+    taken: () => taken,
+    restore: () => {
+      runtime.attach = original;
+    },
+  };
 }

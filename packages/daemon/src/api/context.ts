@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import { InvalidParameterError } from '../errors.js';
+import { DetachKeyMatcher } from './detach-keys.js';
 import { responseHeaders } from './headers.js';
 
 /** A validator as compiled by ajv: returns the typed body or throws a 400. */
@@ -52,6 +53,46 @@ export function drained(out: Writable): Promise<void> {
 export async function writeOrWait(out: Writable, chunk: Buffer | string): Promise<void> {
   if (out.destroyed || out.writableEnded) return;
   if (!out.write(chunk)) await drained(out);
+}
+
+/**
+ * Copies a client's input (the hijacked connection, the websocket's messages) into a process's
+ * stdin. When stdin is full (`write()` returned false) the input is paused until stdin drains,
+ * closes or fails, so berthd stops reading the client (as Docker does) instead of queueing input
+ * for a process that does not read it. Once stdin is gone (the process exited) or the client
+ * detached, the rest of the input is read and dropped, so the client is never left paused. With
+ * `detachKeys` the input is watched for that sequence (see `DetachKeyMatcher`): its bytes are not
+ * passed on and `onDetach` is called.
+ */
+export function pipeStdin(input: Readable, sink: Writable, options: { detachKeys?: Buffer | null; onDetach?: () => void } = {}): void {
+  const matcher = options.detachKeys ? new DetachKeyMatcher(options.detachKeys) : undefined;
+  let blocked = false;
+  let detached = false;
+  sink.on('error', () => undefined);
+  const write = (data: Buffer): void => {
+    if (data.length === 0 || sink.destroyed || sink.writableEnded) return;
+    if (sink.write(data) || blocked) return;
+    blocked = true;
+    input.pause();
+    void drained(sink).then(() => {
+      blocked = false;
+      input.resume();
+    });
+  };
+  input.on('data', (chunk: Buffer) => {
+    if (detached || sink.destroyed || sink.writableEnded) return;
+    if (!matcher) return write(chunk);
+    const { forward, detached: now } = matcher.push(chunk);
+    write(forward);
+    if (!now) return;
+    detached = true;
+    input.resume();
+    options.onDetach?.();
+  });
+  input.once('end', () => {
+    if (!detached && !sink.destroyed && !sink.writableEnded) sink.end();
+  });
+  input.resume();
 }
 
 /** One API request, whether it came through the normal handler or as an upgrade. */

@@ -8,7 +8,8 @@ import { InvalidParameterError } from '../errors.js';
  * socket node:http handed over through its `upgrade` event, then framing. It is all moby's
  * attach needs: no extensions (permessage-deflate offers are declined by not answering them), no
  * subprotocols. Incoming data frames become one byte stream (the container's stdin): message
- * boundaries carry no meaning there.
+ * boundaries carry no meaning there. That stream has backpressure: while its reader is behind,
+ * the socket is not read (control frames wait too, as they would behind data on the wire).
  */
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -161,6 +162,7 @@ export function acceptWebSocket(socket: Duplex, headers: IncomingHttpHeaders, he
   let peerCloseCode: number | undefined;
   let closeTimer: NodeJS.Timeout | undefined;
   let fragmentedOpcode: number | undefined;
+  let inputBlocked = false;
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   void closed.then(() => {
     clearTimeout(closeTimer);
@@ -180,6 +182,8 @@ export function acceptWebSocket(socket: Duplex, headers: IncomingHttpHeaders, he
     payload.write(reason, 2);
     writeFrame(OP_CLOSE, payload);
     if (!input.writableEnded) input.end();
+    // Read on (dropping data) for the peer's close frame, even if stdin had paused the socket.
+    socket.resume();
     if (peerCloseCode !== undefined) {
       socket.end();
       return;
@@ -212,7 +216,16 @@ export function acceptWebSocket(socket: Duplex, headers: IncomingHttpHeaders, he
             return;
           }
           fragmentedOpcode = f.fin ? undefined : (fragmentedOpcode ?? f.opcode);
-          if (!input.writableEnded && f.payload.length > 0) input.write(f.payload);
+          // The reader is behind (the container's stdin is full): stop reading the socket until
+          // it catches up, so the client's sends block instead of berthd queueing them.
+          if (!input.writableEnded && f.payload.length > 0 && !input.write(f.payload) && !inputBlocked) {
+            inputBlocked = true;
+            socket.pause();
+            input.once('drain', () => {
+              inputBlocked = false;
+              socket.resume();
+            });
+          }
           break;
         case OP_PING:
           writeFrame(OP_PONG, f.payload);

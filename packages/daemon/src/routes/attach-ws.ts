@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
-import { drained } from '../api/context.js';
+import { drained, pipeStdin } from '../api/context.js';
+import { parseDetachKeys } from '../api/detach-keys.js';
 import { boolValue } from '../api/query.js';
 import type { Router } from '../api/router.js';
 import { versionAtLeast } from '../api/version.js';
@@ -13,7 +14,10 @@ import type { DaemonServices } from './context.js';
  * message, binary from API 1.28 on and text before. Incoming messages are the container's stdin.
  * Before 1.42 all three streams are attached whatever the query says (moby's rule); from 1.42
  * `stdin`, `stdout` and `stderr` choose. The server closes with 1000 when the container's output
- * ends (it exited); a client that closes first detaches, the container keeps running.
+ * ends (it exited); a client that closes first detaches, the container keeps running. So does a
+ * client that types the detach keys (`detachKeys`, default ctrl-p,ctrl-q; watched for on a TTY
+ * only, as Docker does): the server then closes with 1000. A container that does not read its
+ * stdin makes berthd stop reading the websocket until it does.
  */
 export function registerAttachWebSocketRoute(router: Router, s: DaemonServices): void {
   router.add('GET', '/containers/:id/attach/ws', async (ctx) => {
@@ -31,6 +35,7 @@ export function registerAttachWebSocketRoute(router: Router, s: DaemonServices):
     const logs = boolValue(ctx.query, 'logs');
     const streamMode = boolValue(ctx.query, 'stream');
     const binary = versionAtLeast(ctx.version, '1.28');
+    const detachKeys = parseDetachKeys(ctx.query.get('detachKeys'));
 
     // From here on the connection speaks WebSocket: errors go to the log and end in a close frame.
     const ws = acceptWebSocket(ctx.connection, ctx.headers);
@@ -41,7 +46,7 @@ export function registerAttachWebSocketRoute(router: Router, s: DaemonServices):
           if (!ws.send(entry.data, binary)) await drained(ws.socket);
         }
       }
-      if (streamMode) await attachLive(s, record.Id, ws, { stdin: useStdin, stdout: useStdout, stderr: useStderr, binary, openStdin: record.Config.OpenStdin ?? false });
+      if (streamMode) await attachLive(s, record.Id, ws, { stdin: useStdin, stdout: useStdout, stderr: useStderr, binary, openStdin: record.Config.OpenStdin ?? false, detachKeys: record.Config.Tty ? detachKeys : null });
     } catch (error) {
       s.log.debug(`attach/ws to ${record.Id.slice(0, 12)}: ${(error as Error).message}`);
       ws.close(1011, (error as Error).message.slice(0, 120));
@@ -58,6 +63,8 @@ interface LiveOptions {
   stderr: boolean;
   binary: boolean;
   openStdin: boolean;
+  /** The detach sequence to watch stdin for, or null. */
+  detachKeys: Buffer | null;
 }
 
 /**
@@ -103,12 +110,13 @@ async function pump(
   const output = Promise.all([forward(session.stdout, o.stdout), forward(session.stderr, o.stderr)]);
   const sink = session.stdin;
   if (o.stdin && sink) {
-    sink.on('error', () => undefined);
-    ws.input.on('data', (chunk: Buffer) => {
-      if (!sink.destroyed) sink.write(chunk);
-    });
-    ws.input.once('end', () => {
-      if (!sink.destroyed) sink.end();
+    pipeStdin(ws.input, sink, {
+      detachKeys: o.detachKeys,
+      // Detached: end this attach (the container keeps running); the output ends with it.
+      onDetach: () => {
+        session.close();
+        ws.close(1000);
+      },
     });
   } else {
     ws.input.resume();

@@ -7,12 +7,10 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { AttachOptions, AttachSession } from '@berth/runtime';
 import { describePrivileged } from '../../../../test/support/privileged.js';
-import { chunkedBody, readToEnd, settled, stalledClient, startPrivateDaemon, type PrivateDaemon } from '../../../../test/support/stalled-client.js';
+import { chunkedBody, countAttachOutput, readToEnd, settled, stalledClient, startPrivateDaemon, type PrivateDaemon } from '../../../../test/support/stalled-client.js';
 
 const run = promisify(execFile);
 const LINES = 60_000;
@@ -38,27 +36,14 @@ describePrivileged('build output to a client that stops reading', () => {
     const { stdout: context } = await run('tar', ['-C', ctxDir, '-cf', '-', 'Dockerfile'], { encoding: 'buffer' });
 
     // Count what the build's executor takes from the step's stdout (the real one, passed through).
-    const runtime = daemon.daemon.services.runtime;
-    const original = runtime.attach;
-    let taken = 0;
-    runtime.attach = async function (this: typeof runtime, cid: string, options?: AttachOptions): Promise<AttachSession> {
-      const session = await original.call(this, cid, options);
-      const counted = new PassThrough({
-        transform(chunk: Buffer, _encoding, callback) {
-          taken += chunk.length;
-          callback(null, chunk);
-        },
-      });
-      session.stdout.pipe(counted);
-      return { ...session, stdout: counted };
-    };
+    const counted = countAttachOutput(daemon.daemon.services.runtime);
     const client = await stalledClient(
       daemon.socketPath,
       `POST /v1.44/build?t=bp-test:1&rm=1 HTTP/1.1\r\nHost: berth\r\nContent-Type: application/x-tar\r\nContent-Length: ${context.length}\r\nConnection: close\r\n\r\n`,
       context,
     );
     try {
-      const whilePaused = await settled(() => taken);
+      const whilePaused = await settled(counted.taken);
       const total = LINES * (`line-0-${PAD}\n`.length + 4);
       // Pipes, socket buffers and high-water marks hold a few hundred KB; the output is ~6 MB.
       expect(whilePaused, `the build took ${whilePaused} of ~${total} output bytes for a client that reads nothing`).toBeLessThan(1024 * 1024);
@@ -80,7 +65,7 @@ describePrivileged('build output to a client that stops reading', () => {
       expect(messages.some((m) => m.stream?.startsWith('Successfully tagged bp-test:1'))).toBe(true);
     } finally {
       client.destroy();
-      runtime.attach = original;
+      counted.restore();
     }
   }, 180_000);
 });

@@ -4,7 +4,8 @@ import { basename, dirname, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
 import type { EndpointSettings } from '@berth/runtime';
-import { drained, writeOrWait, type ApiContext, type HijackedStream } from '../api/context.js';
+import { drained, pipeStdin, writeOrWait, type ApiContext, type HijackedStream } from '../api/context.js';
+import { parseDetachKeys } from '../api/detach-keys.js';
 import { boolValue, intValue, parseFilters, type Filters } from '../api/query.js';
 import type { Router } from '../api/router.js';
 import { validateContainerCreate, validateContainerUpdate } from '../api/schemas.js';
@@ -289,13 +290,15 @@ function listContainers(s: DaemonServices, all: boolean, limit: number, filters:
 /**
  * Pipes a runtime attach/exec session into a hijacked stream; resolves when the output ends.
  * A client that does not keep up pauses the session's stdout and stderr until it drains, so
- * the process blocks on its pipe (as with Docker) instead of berthd queueing its output.
+ * the process blocks on its pipe (as with Docker) instead of berthd queueing its output; the
+ * other way, a process that does not read its stdin pauses the client's input (`pipeStdin`).
+ * With `detachKeys`, typing that sequence calls `detach` (the caller ends the session).
  */
 export async function pumpSession(
   stream: HijackedStream,
   session: { stdin: Writable | null; stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream },
   tty: boolean,
-  options: { stdin: boolean; stdout: boolean; stderr: boolean; detach?: () => void },
+  options: { stdin: boolean; stdout: boolean; stderr: boolean; detach?: () => void; detachKeys?: Buffer | null },
 ): Promise<void> {
   const out = stream.output;
   let waiting = false;
@@ -323,15 +326,7 @@ export async function pumpSession(
   if (options.stderr) session.stderr.on('data', write('stderr'));
   else session.stderr.resume();
   if (options.stdin && session.stdin) {
-    const sink = session.stdin;
-    sink.on('error', () => undefined);
-    stream.input.on('data', (chunk: Buffer) => {
-      if (!sink.destroyed) sink.write(chunk);
-    });
-    stream.input.once('end', () => {
-      if (!sink.destroyed) sink.end();
-    });
-    stream.input.resume();
+    pipeStdin(stream.input, session.stdin, { detachKeys: options.detachKeys, onDetach: options.detach });
   } else {
     stream.input.resume();
   }
@@ -526,6 +521,8 @@ export function registerContainerRoutes(router: Router, s: DaemonServices): void
     const streamMode = boolValue(ctx.query, 'stream');
     if (!logs && !streamMode) throw new InvalidParameterError('Bad parameters: you must choose at least one stream');
     const tty = record.Config.Tty ?? false;
+    // As with Docker, detach keys are parsed up front (a bad value is a 400) and watched for on a TTY only.
+    const detachKeys = parseDetachKeys(ctx.query.get('detachKeys'));
     const stream = ctx.hijack(streamContentType(tty, ctx.version));
     s.containers.event(record, 'attach');
     const output = stream.output;
@@ -550,6 +547,7 @@ export function registerContainerRoutes(router: Router, s: DaemonServices): void
             stdout: wantStdout,
             stderr: wantStderr,
             detach: () => session.close(),
+            detachKeys: tty ? detachKeys : null,
           }).finally(() => {
             s.containers.event(record, 'detach');
             stream.end();
