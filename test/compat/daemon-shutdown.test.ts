@@ -37,6 +37,7 @@ describePrivileged('compat: berth daemon shuts down promptly with live-restore',
     '--bridge-prefix', `bs${tag.slice(0, 2)}-`,
     '--firewall-table', `berths${tag}`,
     '--cgroup-parent', `berth-shutdown-${tag}`,
+    '--pidfile', join(dir, 'berthd.pid'),
   ];
   const env = (): NodeJS.ProcessEnv => ({ ...process.env, DOCKER_HOST: `unix://${join(dir, 'exec', 'berth.sock')}`, DOCKER_CONFIG: join(dir, 'docker-config'), DOCKER_CLI_HINTS: 'false' });
   const launch = async (): Promise<ChildProcess> => {
@@ -69,6 +70,12 @@ describePrivileged('compat: berth daemon shuts down promptly with live-restore',
         await exitWithin(child, 10_000);
       }
     } finally {
+      // tsx runs the daemon as its child and cannot pass SIGKILL on: end the daemon by its pidfile.
+      const pid = Number.parseInt(await readFile(join(dir, 'berthd.pid'), 'utf8').catch(() => '0'), 10);
+      if (pid > 0 && existsSync(`/proc/${pid}`)) {
+        process.kill(pid, 'SIGKILL');
+        for (let i = 0; i < 200 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 50));
+      }
       if (containerPid > 0 && existsSync(`/proc/${containerPid}`)) process.kill(containerPid, 'SIGKILL');
       await run('ip', ['link', 'del', `bs${tag}`]).catch(() => undefined);
       await run('nft', ['delete', 'table', 'inet', `berths${tag}`]).catch(() => undefined);
