@@ -56,6 +56,13 @@ median_ms() { # command... → median wall time in ms over N runs (after one war
 
 export DOCKER_HOST=$host BERTH_HOST=$host
 node_ms=$(env -u NODE_EXTRA_CA_CERTS bash -c "$(declare -f median_ms); N=$N; median_ms node -e 0")
+# The floor for any Node client: node starts, sends one request over the socket with node:net,
+# reads the answer, exits (no HTTP library, no parsing, no output).
+floor_ms=""
+if [[ $host == unix://* ]]; then
+  floor_js="const s=require('net').connect('${host#unix://}');s.on('connect',()=>s.write('GET /containers/json HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'));s.resume();"
+  floor_ms=$(env -u NODE_EXTRA_CA_CERTS bash -c "$(declare -f median_ms); N=$N; median_ms node -e \"$floor_js\"")
+fi
 bv=$(env -u NODE_EXTRA_CA_CERTS bash -c "$(declare -f median_ms); N=$N; median_ms $BERTH version")
 dv=$(median_ms docker version)
 bp=$(env -u NODE_EXTRA_CA_CERTS bash -c "$(declare -f median_ms); N=$N; median_ms $BERTH ps")
@@ -66,8 +73,11 @@ if [ -n "${NODE_EXTRA_CA_CERTS:-}" ]; then ca=$(median_ms $BERTH ps); fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "engine: $engine at $host; $N runs each; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-28s %6s ms\n' "node -e 0" "$node_ms"
+[ -n "$floor_ms" ] && printf '%-28s %6s ms\n' "node + one request (net)" "$floor_ms"
 printf '%-28s %6s ms\n' "berth version" "$bv" "docker version" "$dv" "berth ps" "$bp" "docker ps" "$dp"
 echo "berth version / docker version: $(ratio "$bv" "$dv")"
 echo "berth ps / docker ps:           $(ratio "$bp" "$dp")   (goal: <= 1.50)"
+echo "node -e 0 / docker ps:          $(ratio "$node_ms" "$dp")   (what Node itself costs)"
+[ -n "$floor_ms" ] && echo "node + one request / docker ps: $(ratio "$floor_ms" "$dp")   (the floor for a Node client)"
 [ -n "$ca" ] && echo "berth ps with NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS set: $ca ms"
 exit 0
