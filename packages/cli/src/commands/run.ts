@@ -300,7 +300,11 @@ async function streamSession(
           }
         }
       }
-      session.stdin.write(chunk);
+      // A container that reads its stdin slowly holds the input here, not in memory.
+      if (!session.stdin.write(chunk)) {
+        input.pause();
+        session.stdin.once('drain', () => input.resume());
+      }
     };
     const onEnd = (): void => {
       session.stdin.end();
