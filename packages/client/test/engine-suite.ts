@@ -1,5 +1,5 @@
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -147,6 +147,9 @@ export function engineSuite(getEngine: () => Engine, gaps: ReadonlySet<EngineGap
     expect(top.Processes.some((p) => p.join(' ').includes('sleep'))).toBe(true);
     const stats = await client.containers.stats(id, { oneShot: true });
     expect(typeof stats.memory_stats).toBe('object');
+    // No memory limit set: the limit reported is the host's memory, not the cgroup's "no limit".
+    expect(stats.memory_stats.limit).toBeGreaterThan(0);
+    expect(stats.memory_stats.limit).toBeLessThanOrEqual(totalmem());
     await client.containers.pause(id);
     expect((await client.containers.inspect(id)).State.Paused).toBe(true);
     await client.containers.unpause(id);

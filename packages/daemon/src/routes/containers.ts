@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { lstat, readlink, stat } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { basename, dirname, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
@@ -792,7 +793,9 @@ function statsJson(record: ContainerRecord, st: Awaited<ReturnType<DaemonService
     storage_stats: {},
     cpu_stats: cpu,
     precpu_stats: { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } },
-    memory_stats: { usage: st.memory.usage, max_usage: st.memory.maxUsage, limit: st.memory.limit, stats: { cache: st.memory.cache }, failcnt: st.memory.oomKills },
+    // No memory limit: the host's memory, as moby reports it (`docker stats` shows "/ 23.5GiB", not
+    // the cgroup's "no limit" value of 8 PiB).
+    memory_stats: { usage: st.memory.usage, max_usage: st.memory.maxUsage, limit: Math.min(st.memory.limit, totalmem()), stats: { cache: st.memory.cache }, failcnt: st.memory.oomKills },
     networks: Object.fromEntries(
       Object.entries(st.network).map(([name, n]) => [
         name,
