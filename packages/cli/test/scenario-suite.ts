@@ -81,7 +81,7 @@ export function scenarioSuite(getHost: () => string, getImage: () => string, opt
     { name: 'exec output', args: (v) => ['exec', `${v.name}-b`, 'sh', '-c', 'echo in-exec; echo e >&2'], check: 'exact', expectCode: 0 },
     { name: 'exec exit code', args: (v) => ['exec', `${v.name}-b`, 'sh', '-c', 'exit 4'], check: 'exact', expectCode: 4 },
     { name: 'exec -i stdin', args: (v) => ['exec', '-i', `${v.name}-b`, 'tr', 'a-z', 'A-Z'], input: 'shout\n', check: 'exact', expectCode: 0 },
-    { name: 'exec missing binary', args: (v) => ['exec', `${v.name}-b`, '/no/such'], check: 'code' },
+    { name: 'exec missing binary', args: (v) => ['exec', `${v.name}-b`, '/no/such'], check: 'exact', expectCode: 126 },
     { name: 'top', args: (v) => ['top', `${v.name}-b`], check: (b, d) => { expect(b.stdout).toMatch(/sleep 300/); expect(d.stdout).toMatch(/sleep 300/); expect(b.stdout.split('\n')[0]).toMatch(/^UID\s+PID\s+PPID/); }, expectCode: 0 },
     { name: 'pause', args: (v) => ['pause', `${v.name}-b`], check: 'exact', expectCode: 0 },
     { name: 'ps status paused', args: (v) => ['ps', '--filter', `name=${v.name}-b`, '--format', '{{.State}}'], check: 'exact', expectCode: 0 },

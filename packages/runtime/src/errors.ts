@@ -41,6 +41,16 @@ export class RuntimeCommandError extends RuntimeError {
   }
 }
 
+/**
+ * The OCI runtime could not start an exec'd process (no such executable, a working directory
+ * that does not exist, permission denied); the message is the runtime's own.
+ */
+export class ExecStartError extends RuntimeError {
+  constructor(message: string, options?: BerthErrorOptions) {
+    super('EXEC_START_FAILED', 'internal', message, options);
+  }
+}
+
 /** No usable OCI runtime or monitor on this host. */
 export class RuntimeUnavailableError extends RuntimeError {
   constructor(message: string, options?: BerthErrorOptions) {

@@ -13,6 +13,7 @@ export {
   InvalidSpecError,
   RuntimeCommandError,
   RuntimeUnavailableError,
+  ExecStartError,
 } from './errors.js';
 
 // What a container is

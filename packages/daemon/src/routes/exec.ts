@@ -2,7 +2,8 @@ import type { Router } from '../api/router.js';
 import { intValue } from '../api/query.js';
 import { validateExecCreate, validateExecStart } from '../api/schemas.js';
 import { frame } from '../api/stdcopy.js';
-import { ConflictError, InvalidParameterError } from '../errors.js';
+import { ExecStartError } from '@berth/runtime';
+import { ConflictError, DaemonError, InvalidParameterError } from '../errors.js';
 import type { DaemonServices } from './context.js';
 import { pumpSession, streamContentType } from './containers.js';
 
@@ -20,13 +21,17 @@ export function registerExecRoutes(router: Router, s: DaemonServices): void {
     const tty = body.Tty ?? exec.Config.Tty ?? false;
     const consoleSize = body.ConsoleSize ?? exec.Config.ConsoleSize ?? null;
     if (body.Detach) {
-      await s.execs.start(exec, tty);
+      const session = await s.execs.start(exec, tty);
+      await session.started.catch((error: unknown) => {
+        throw new DaemonError('EXEC_START_FAILED', 'internal', ociExecFailed(error));
+      });
       ctx.send(200);
       return;
     }
     const stream = ctx.hijack(streamContentType(tty, ctx.version));
     try {
       const session = await s.execs.start(exec, tty);
+      await session.started;
       if (tty && consoleSize && consoleSize.length === 2 && (consoleSize[0] ?? 0) > 0) {
         await session.resize({ rows: consoleSize[0]!, cols: consoleSize[1]! }).catch(() => undefined);
       }
@@ -38,8 +43,10 @@ export function registerExecRoutes(router: Router, s: DaemonServices): void {
       // ExitCode must be final before the stream closes: clients read /exec/{id}/json right after.
       await exec.done;
     } catch (error) {
-      const message = Buffer.from(`${(error as Error).message}\r\n`);
+      // As moby: the error on the stream (stdout), the exit code (126) in /exec/{id}/json.
+      const message = Buffer.from(`${ociExecFailed(error)}\r\n`);
       if (!stream.output.destroyed) stream.output.write(tty ? message : frame('stdout', message));
+      await exec.done;
     }
     stream.end();
   });
@@ -57,4 +64,10 @@ export function registerExecRoutes(router: Router, s: DaemonServices): void {
   router.add('GET', '/exec/:id/json', (ctx) => {
     ctx.sendJson(200, s.execs.inspect(s.execs.get(ctx.param('id'))));
   });
+}
+
+/** moby's words for a process the OCI runtime could not start (containerd's "unknown" error). */
+function ociExecFailed(error: unknown): string {
+  const message = (error as Error).message;
+  return error instanceof ExecStartError ? `OCI runtime exec failed: ${message}: unknown` : message;
 }

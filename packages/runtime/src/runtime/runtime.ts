@@ -10,7 +10,7 @@ import { PassThrough } from 'node:stream';
 import type { Readable, Writable } from 'node:stream';
 import { cgroupPids, detectCgroups, isFrozen, oomKillCount, readCgroupStats, removeCgroup } from '../cgroups/cgroups.js';
 import type { CgroupInfo } from '../cgroups/cgroups.js';
-import { ContainerExistsError, InvalidSpecError, InvalidStateError, NoSuchContainerError, RuntimeCommandError } from '../errors.js';
+import { ContainerExistsError, ExecStartError, InvalidSpecError, InvalidStateError, NoSuchContainerError, RuntimeCommandError } from '../errors.js';
 import { isAllowed } from '../lifecycle/state-machine.js';
 import type { ContainerStatus, LifecycleOperation } from '../lifecycle/state-machine.js';
 import { readLogs, rotateLog } from '../logs/k8s-file.js';
@@ -79,6 +79,21 @@ async function writeAtomic(file: string, data: string, mode = 0o600): Promise<vo
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   await writeFile(tmp, data, { mode });
   await rename(tmp, file);
+}
+
+/** The last error an OCI runtime wrote to its JSON log (`--log-format json`), if any. */
+async function runtimeError(logFile: string): Promise<string | undefined> {
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  let message: string | undefined;
+  for (const line of text.split('\n')) {
+    try {
+      const entry = JSON.parse(line) as { level?: string; msg?: string };
+      if ((entry.level === 'error' || entry.level === 'fatal') && entry.msg) message = entry.msg;
+    } catch {
+      // not JSON: a runtime that logs text
+    }
+  }
+  return message;
 }
 
 async function hostHardLimits(): Promise<Record<string, number>> {
@@ -894,14 +909,19 @@ class BerthRuntime implements Runtime {
     const specFile = path.join(this.dir(id), `exec-${execId}.json`);
     await writeFile(specFile, JSON.stringify(processSpec), { mode: 0o600 });
     const runtime = this.binary(rec.runtime);
-    const runtimeArgs = ['--root', runtime.root, 'exec', '--process', specFile];
+    const dir = this.dir(id);
+    const pidName = `exec-${execId}.pid`;
+    const pidFile = path.join(dir, pidName);
+    const logFile = path.join(dir, `exec-${execId}.log`);
+    // The runtime's own errors go to a log of their own (JSON), so that a process that could not
+    // be started is told apart from one that ran and failed.
+    const runtimeArgs = ['--root', runtime.root, '--log', logFile, '--log-format', 'json', 'exec', '--process', specFile, '--pid-file', pidFile];
     let child;
     if (options.tty) {
       const sock = path.join(tmpdir(), `berth-exec-${execId}.sock`);
       const helper = await this.helper();
       // runc hands a pty only to a detached process; the helper is its subreaper and reports its exit.
-      const pidFile = path.join(this.dir(id), `exec-${execId}.pid`);
-      child = spawn(helper, ['console', sock, pidFile, '--', runtime.info.path, ...runtimeArgs, '--detach', '--pid-file', pidFile, '--console-socket', sock, id], {
+      child = spawn(helper, ['console', sock, pidFile, '--', runtime.info.path, ...runtimeArgs, '--detach', '--console-socket', sock, id], {
         stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe'],
       });
     } else {
@@ -914,14 +934,59 @@ class BerthRuntime implements Runtime {
       const code = (c: number | null, signal: NodeJS.Signals | null): number => c ?? 128 + (signal ? parseSignal(signal) : 1);
       child.once('close', (c, signal) => resolve(code(c, signal)));
       child.once('exit', (c, signal) => setTimeout(() => resolve(code(c, signal)), 200).unref());
-    }).finally(() => Promise.all([rm(specFile, { force: true }), rm(path.join(this.dir(id), `exec-${execId}.pid`), { force: true })]).catch(() => undefined));
+    });
+    // Started once the runtime wrote the pid file; not started when it exited with an error in its
+    // log and no pid file.
+    const started = new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const settle = (error?: Error): void => {
+        if (settled) return;
+        settled = true;
+        watcher?.close();
+        if (error) reject(error);
+        else resolve();
+      };
+      let watcher: FSWatcher | undefined;
+      try {
+        watcher = watch(dir, (_event, name) => {
+          if (name === pidName) settle();
+        });
+        watcher.on('error', () => undefined);
+      } catch {
+        // no watch: the exit decides
+      }
+      if (existsSync(pidFile)) settle();
+      exited.then(
+        async (code) => {
+          if (code === 0 || settled) return settle();
+          const message = await runtimeError(logFile);
+          settle(message !== undefined && !existsSync(pidFile) ? new ExecStartError(message) : undefined);
+        },
+        (error: Error) => settle(error),
+      );
+    });
+    started.catch(() => undefined);
+    const waited = Promise.all([exited, started])
+      .then(([code]) => code)
+      .finally(() => Promise.all([rm(specFile, { force: true }), rm(pidFile, { force: true }), rm(logFile, { force: true })]).catch(() => undefined));
+    waited.catch(() => undefined);
     for (const s of child.stdio) (s as NodeJS.EventEmitter | null)?.on('error', () => undefined);
+    // stderr is held until the process runs: before that, all it could carry is the runtime's error.
+    const stderr = new PassThrough();
+    started.then(
+      () => (child.stderr as Readable).pipe(stderr),
+      () => {
+        (child.stderr as Readable).resume();
+        stderr.end();
+      },
+    );
     const ctl = options.tty ? (child.stdio[3] as Writable) : undefined;
     return {
       stdin: options.stdin ? (child.stdin as Writable) : null,
       stdout: child.stdout as Readable,
-      stderr: child.stderr as Readable,
-      wait: () => exited,
+      stderr,
+      started,
+      wait: () => waited,
       resize: async (size) => {
         if (!ctl) throw new InvalidStateError(id, 'resize exec', 'not using a TTY');
         ctl.write(`${Math.trunc(size.rows)} ${Math.trunc(size.cols)}\n`);

@@ -114,7 +114,13 @@ export interface ExecSession {
   stdout: Readable;
   /** With a TTY, stderr is merged into stdout and this stream stays empty. */
   stderr: Readable;
-  /** The exit code of the process (128+n when killed by signal n). */
+  /**
+   * Settles once the process runs (resolves) or the OCI runtime could not start it (rejects with
+   * ExecStartError carrying the runtime's message). Until then nothing of stderr is passed on, so
+   * the runtime's own error never reaches the stream as if the process had written it.
+   */
+  started: Promise<void>;
+  /** The exit code of the process (128+n when killed by signal n); rejects as `started` does. */
   wait(): Promise<number>;
   resize(size: { rows: number; cols: number }): Promise<void>;
   /** Host pid of the runtime's exec process while it runs. */
