@@ -31,7 +31,7 @@ export type {
 } from './spec/types.js';
 
 // Bundle generation (pure; used by the runtime, exported for tools and tests)
-export { buildRuntimeSpec, resolveProcessConfig } from './spec/generate.js';
+export { buildRuntimeSpec, namespaceModes, resolveProcessConfig } from './spec/generate.js';
 export type { OciRuntimeSpec, BuildRuntimeSpecContext, ResolvedProcessConfig } from './spec/generate.js';
 export {
   DEFAULT_CAPABILITIES,

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { familiarString, tryParseReference, isBerthError } from '@berth/oci-spec';
 import type { ImageInspect, ImageService } from '@berth/image';
+import { namespaceModes } from '@berth/runtime';
 import type { ContainerInfo, ContainerSpec, ExitStatus, Mount, MountRequest, NetworkManager, PortMap, Runtime, VolumeStore } from '@berth/runtime';
 import type { ContainerCreateBody, ContainerConfig, EndpointSettings, HostConfig } from '../api/types.js';
 import {
@@ -176,6 +177,12 @@ export class ContainerService {
     for (const key of Object.keys(host.PortBindings ?? {})) {
       if (!/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/.test(key)) throw new InvalidParameterError(`invalid port specification: "${key}"`);
     }
+    try {
+      namespaceModes({ PidMode: host.PidMode ?? '', IpcMode: host.IpcMode ?? '', UTSMode: host.UTSMode ?? '' });
+    } catch (error) {
+      throw new InvalidParameterError((error as Error).message);
+    }
+    if (host.UTSMode === 'host' && body.Hostname) throw new InvalidParameterError('Conflicting options: hostname and the UTS mode');
 
     const image = await this.#inspectImage(imageRef);
     const config = this.#mergeConfig(body, image);
@@ -354,6 +361,12 @@ export class ContainerService {
     }
   }
 
+  /** `container:<name or id>` → `container:<full id>` (the runtime knows containers by id). */
+  #namespaceOf(mode: string): string {
+    if (!mode.startsWith('container:')) return mode;
+    return `container:${this.#deps.store.get(mode.slice('container:'.length)).Id}`;
+  }
+
   #spec(record: ContainerRecord, rootfs: Mount[], net: { netns: ContainerSpec['netns']; hosts?: string; resolvConf?: string; hostname?: string }): ContainerSpec {
     const c = record.Config;
     const h = record.HostConfig;
@@ -399,6 +412,9 @@ export class ContainerService {
         ...(h.BlkioWeight ? { BlkioWeight: h.BlkioWeight } : {}),
         ...(h.Devices?.length ? { Devices: h.Devices } : {}),
         ...(h.DeviceCgroupRules?.length ? { DeviceCgroupRules: h.DeviceCgroupRules } : {}),
+        ...(h.PidMode ? { PidMode: this.#namespaceOf(h.PidMode) } : {}),
+        ...(h.IpcMode ? { IpcMode: this.#namespaceOf(h.IpcMode) } : {}),
+        ...(h.UTSMode ? { UTSMode: h.UTSMode } : {}),
       },
       tty: c.Tty ?? false,
       // `docker run -t` sends the terminal's size: the pty has it before the process starts.

@@ -536,7 +536,11 @@ export function registerContainerRoutes(router: Router, s: DaemonServices): void
       }
       if (streamMode) {
         await s.containers.attachWhenReady(record.Id, async (ready) => {
-          if (!ready || output.destroyed) return;
+          if (!ready || output.destroyed) {
+            // The container never ran (its start failed): nothing will come, end the connection.
+            stream.end();
+            return;
+          }
           const session = await s.runtime.attach(record.Id, {
             stdin: wantStdin && (record.Config.OpenStdin ?? false),
             stdout: wantStdout,

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, hostname as hostnameOfHost, tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { Readable, Writable } from 'node:stream';
@@ -17,10 +17,11 @@ import { readLogs, rotateLog } from '../logs/k8s-file.js';
 import { conmonHasNoSyncLog, launchMonitor, sendControl } from '../monitor/conmon.js';
 import { ensureHelper } from '../monitor/helper.js';
 import { HelperServer } from '../monitor/helper-server.js';
+import { DEFAULT_SHM_SIZE } from '../spec/defaults.js';
 import { boundingCapabilities, buildResources, buildRuntimeSpec, resolveCapabilities, resolveProcessConfig } from '../spec/generate.js';
 import type { OciRuntimeSpec } from '../spec/generate.js';
 import { resolveInRoot } from '../spec/paths.js';
-import type { ContainerSpec } from '../spec/types.js';
+import type { ContainerSpec, HostConfigOptions } from '../spec/types.js';
 import { resolveUser } from '../spec/users.js';
 import { OciRuntimeBinary, detectOciRuntime } from './oci.js';
 import { runCommand } from './process.js';
@@ -415,6 +416,32 @@ class BerthRuntime implements Runtime {
     return { rec, status: st.status, pid: st.pid };
   }
 
+  /** The namespaces of the running containers that `PidMode`/`IpcMode` `container:<id>` name. */
+  private async sharedNamespaces(host: HostConfigOptions, ownShm: string | undefined): Promise<{ pid?: string; ipc?: string; ipcShm?: string; ownShm?: string }> {
+    const out: { pid?: string; ipc?: string; ipcShm?: string; ownShm?: string } = ownShm ? { ownShm } : {};
+    for (const [kind, mode] of [['pid', host.PidMode], ['ipc', host.IpcMode]] as const) {
+      if (!mode?.startsWith('container:')) continue;
+      const other = mode.slice('container:'.length);
+      let pid = 0;
+      try {
+        const st = await this.guard(other, 'exec');
+        pid = st.pid;
+      } catch (cause) {
+        throw new InvalidSpecError(`cannot join the ${kind === 'pid' ? 'PID' : 'IPC'} namespace of container ${other}: ${(cause as Error).message}`, { cause });
+      }
+      out[kind] = `/proc/${pid}/ns/${kind}`;
+      if (kind === 'ipc') {
+        // Only a container that keeps its /dev/shm on the host (IpcMode shareable) can lend it.
+        const shm = path.join(this.dir(other), 'shm');
+        if (!(await isMounted(shm))) {
+          throw new InvalidSpecError(`can't join IPC of container ${other}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)`);
+        }
+        out.ipcShm = shm;
+      }
+    }
+    return out;
+  }
+
   // ── create ────────────────────────────────────────────────────────────────────────────────
 
   async create(spec: ContainerSpec, options: { network?: Promise<Pick<ContainerSpec, 'netns' | 'hosts' | 'resolvConf' | 'hostname'>> } = {}): Promise<ContainerInfo> {
@@ -485,6 +512,14 @@ class BerthRuntime implements Runtime {
     }
 
     const host = spec.hostConfig ?? {};
+    // IpcMode shareable: /dev/shm is a tmpfs on the host (<dir>/shm), which others can join.
+    let ownShm: string | undefined;
+    if (host.IpcMode === 'shareable') {
+      ownShm = path.join(dir, 'shm');
+      await mkdir(ownShm, { mode: 0o700 });
+      const size = host.ShmSize && host.ShmSize > 0 ? host.ShmSize : DEFAULT_SHM_SIZE;
+      await this.mountRootfsPart(spec.id, { type: 'tmpfs', source: 'shm', options: ['nosuid', 'nodev', 'noexec', 'mode=1777', `size=${size}`] }, ownShm);
+    }
     const user = await resolveUser(rec.rootfsPath, proc.user, host.GroupAdd);
     // Working directory: created if missing (owned by root, as Docker does).
     const cwd = await resolveInRoot(rec.rootfsPath, proc.cwd);
@@ -495,7 +530,8 @@ class BerthRuntime implements Runtime {
       rec.spec = spec;
     }
     const netns = spec.netns ?? 'none';
-    const hostname = spec.hostname ?? (netns === 'host' ? '' : spec.id.slice(0, 12));
+    // The host's UTS namespace (or network) means the host's name in /etc/hostname.
+    const hostname = host.UTSMode === 'host' ? hostnameOfHost() : (spec.hostname ?? (netns === 'host' ? '' : spec.id.slice(0, 12)));
     const files = {
       hosts: path.join(dir, 'hosts'),
       hostname: path.join(dir, 'hostname'),
@@ -516,6 +552,7 @@ class BerthRuntime implements Runtime {
       files,
       hostHardLimits: await hostHardLimits(),
       boundingCapabilities: await boundingCapabilities(),
+      sharedNamespaces: await this.sharedNamespaces(host, ownShm),
       ...(initPath ? { initPath } : {}),
       swapAccounting: this.cgroups.swapAccounting,
       blkioWeight: this.cgroups.blkioWeight,
@@ -756,8 +793,10 @@ class BerthRuntime implements Runtime {
       removeCgroup(this.cgroups, cgroupsPath),
       (async () => {
         const rootfs = path.join(dir, 'rootfs');
+        const shm = path.join(dir, 'shm');
         // Never delete through a mount: a bind-mounted rootfs would take its source with it.
         try {
+          if (existsSync(shm) && (await this.unmountAll(shm))) removed.push(`mount ${shm}`);
           if (existsSync(rootfs) && (await this.unmountAll(rootfs))) removed.push(`mount ${rootfs}`);
         } catch (cause) {
           throw new RuntimeCommandError(`cannot unmount the root filesystem of ${id} at ${rootfs}; leaving ${dir} in place`, { cause });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describePrivileged } from '../../../../test/support/privileged.js';
 import { deviceMajor, deviceMinor, hostDevices, parseDeviceCgroupRule } from './devices.js';
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from './defaults.js';
-import { boundingCapabilities, buildResources, buildRuntimeSpec, resolveCapabilities, resolveProcessConfig } from './generate.js';
+import { boundingCapabilities, buildResources, buildRuntimeSpec, namespaceModes, resolveCapabilities, resolveProcessConfig } from './generate.js';
 import type { BuildRuntimeSpecContext } from './generate.js';
 import type { ContainerSpec } from './types.js';
 
@@ -71,6 +71,32 @@ describe('buildRuntimeSpec', () => {
     expect(resolveProcessConfig({ ...base, config: { Env: ['A=2', 'B=3'] } }).env).toEqual(['PATH=/bin', 'A=2', 'B=3']);
     expect(() => resolveProcessConfig({ ...base, image: {} })).toThrow(/no command/);
     expect(() => resolveProcessConfig({ ...base, config: { WorkingDir: '/proc/self/fd/3' } })).toThrow(/proc\/self\/fd/);
+  });
+
+  it('sets up PID, IPC and UTS namespaces by PidMode, IpcMode and UTSMode', async () => {
+    const kinds = (spec: Awaited<ReturnType<typeof buildRuntimeSpec>>): string[] => spec.linux.namespaces.map((n) => (n.path ? `${n.type}=${n.path}` : n.type));
+    const shm = (spec: Awaited<ReturnType<typeof buildRuntimeSpec>>) => spec.mounts.find((m) => m.destination === '/dev/shm');
+    const plain = await buildRuntimeSpec(base, ctx);
+    expect(kinds(plain)).toEqual(['pid', 'ipc', 'uts', 'mount', 'network']);
+    expect(shm(plain)?.type).toBe('tmpfs');
+    const hostAll = await buildRuntimeSpec({ ...base, hostConfig: { PidMode: 'host', IpcMode: 'host', UTSMode: 'host' } }, ctx);
+    expect(kinds(hostAll)).toEqual(['mount', 'network']);
+    expect(shm(hostAll)).toMatchObject({ type: 'bind', source: '/dev/shm' });
+    expect(hostAll.hostname).toBe('');
+    const joined = await buildRuntimeSpec(
+      { ...base, hostConfig: { PidMode: 'container:abc', IpcMode: 'container:abc' } },
+      { ...ctx, sharedNamespaces: { pid: '/proc/42/ns/pid', ipc: '/proc/42/ns/ipc', ipcShm: '/run/c/abc/shm' } },
+    );
+    expect(kinds(joined)).toEqual(['pid=/proc/42/ns/pid', 'ipc=/proc/42/ns/ipc', 'uts', 'mount', 'network']);
+    expect(shm(joined)).toMatchObject({ type: 'bind', source: '/run/c/abc/shm' });
+    const none = await buildRuntimeSpec({ ...base, hostConfig: { IpcMode: 'none' } }, ctx);
+    expect(shm(none)).toBeUndefined();
+    const shareable = await buildRuntimeSpec({ ...base, hostConfig: { IpcMode: 'shareable' } }, { ...ctx, sharedNamespaces: { ownShm: '/run/c/me/shm' } });
+    expect(shm(shareable)).toMatchObject({ type: 'bind', source: '/run/c/me/shm' });
+    await expect(buildRuntimeSpec({ ...base, hostConfig: { PidMode: 'container:abc' } }, ctx)).rejects.toThrow(/not resolved/);
+    expect(() => namespaceModes({ PidMode: 'bogus' })).toThrow(/invalid PID mode: bogus/);
+    expect(() => namespaceModes({ IpcMode: 'container:' })).toThrow(/invalid IPC mode/);
+    expect(() => namespaceModes({ UTSMode: 'private' })).toThrow(/invalid UTS mode/);
   });
 
   it('reads the bounding set from /proc/self/status', async () => {

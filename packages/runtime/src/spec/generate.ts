@@ -94,6 +94,12 @@ export interface BuildRuntimeSpecContext {
    */
   controllers?: readonly string[];
   /**
+   * Namespaces of other containers to join (`PidMode`/`IpcMode` `container:<id>`), as the runtime
+   * resolved them: `/proc/<pid>/ns/pid`, `/proc/<pid>/ns/ipc`, and that container's /dev/shm on the
+   * host; and, for `IpcMode: shareable`, the container's own /dev/shm on the host (`ownShm`).
+   */
+  sharedNamespaces?: { pid?: string; ipc?: string; ipcShm?: string; ownShm?: string };
+  /**
    * The capabilities this process may grant (its bounding set, see boundingCapabilities()):
    * `--privileged` and `--cap-add ALL` get those of ALL_CAPABILITIES. Default: all of them.
    */
@@ -141,6 +147,26 @@ function normaliseCap(c: string): string {
   const name = u.startsWith('CAP_') ? u : `CAP_${u}`;
   if (name !== 'CAP_ALL' && !ALL_CAPABILITIES.includes(name)) throw new InvalidSpecError(`unknown capability: ${c}`);
   return name;
+}
+
+/** How a container's PID, IPC and UTS namespaces are set up (Docker's PidMode, IpcMode, UTSMode). */
+export function namespaceModes(host: HostConfigOptions): { pid: 'private' | 'host' | 'container'; ipc: 'private' | 'shareable' | 'none' | 'host' | 'container'; uts: 'private' | 'host' } {
+  const pidMode = host.PidMode ?? '';
+  const ipcMode = host.IpcMode ?? '';
+  const utsMode = host.UTSMode ?? '';
+  const other = (mode: string): boolean => /^container:[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(mode);
+  let pid: 'private' | 'host' | 'container';
+  if (pidMode === '') pid = 'private';
+  else if (pidMode === 'host') pid = 'host';
+  else if (other(pidMode)) pid = 'container';
+  else throw new InvalidSpecError(`invalid PID mode: ${pidMode}`);
+  let ipc: 'private' | 'shareable' | 'none' | 'host' | 'container';
+  if (ipcMode === '' || ipcMode === 'private') ipc = 'private';
+  else if (ipcMode === 'shareable' || ipcMode === 'none' || ipcMode === 'host') ipc = ipcMode;
+  else if (other(ipcMode)) ipc = 'container';
+  else throw new InvalidSpecError(`invalid IPC mode: ${ipcMode}`);
+  if (utsMode !== '' && utsMode !== 'host') throw new InvalidSpecError(`invalid UTS mode: ${utsMode}`);
+  return { pid, ipc, uts: utsMode === 'host' ? 'host' : 'private' };
 }
 
 /**
@@ -244,7 +270,14 @@ export async function buildRuntimeSpec(spec: ContainerSpec, ctx: BuildRuntimeSpe
   const security = await parseSecurityOpt(host.SecurityOpt ?? []);
   const netns = spec.netns ?? 'none';
   const hostNetwork = netns === 'host';
-  const hostname = spec.hostname ?? (hostNetwork ? '' : spec.id.slice(0, 12));
+  const modes = namespaceModes(host);
+  const shared = (kind: 'pid' | 'ipc'): string => {
+    const path = ctx.sharedNamespaces?.[kind];
+    if (!path) throw new InvalidSpecError(`${kind === 'pid' ? 'PID' : 'IPC'} mode ${kind === 'pid' ? host.PidMode : host.IpcMode}: the other container's namespace was not resolved`);
+    return path;
+  };
+  // With the host's UTS namespace the container has the host's name and may not set its own.
+  const hostname = modes.uts === 'host' ? '' : (spec.hostname ?? (hostNetwork ? '' : spec.id.slice(0, 12)));
 
   const env = [...proc.env];
   const has = (k: string): boolean => env.some((e) => e.startsWith(`${k}=`));
@@ -291,6 +324,17 @@ export async function buildRuntimeSpec(spec: ContainerSpec, ctx: BuildRuntimeSpe
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shmSize}`] },
   ];
+  // /dev/shm follows the IPC namespace (moby): the host's, the other container's, or none at all.
+  const shmAt = defaultMounts.findIndex((m) => m.destination === '/dev/shm');
+  if (modes.ipc === 'none') defaultMounts.splice(shmAt, 1);
+  else if (modes.ipc === 'host') defaultMounts[shmAt] = { destination: '/dev/shm', type: 'bind', source: '/dev/shm', options: ['rbind', 'rprivate'] };
+  else if (modes.ipc === 'container') defaultMounts[shmAt] = { destination: '/dev/shm', type: 'bind', source: ctx.sharedNamespaces?.ipcShm ?? shared('ipc'), options: ['rbind', 'rprivate'] };
+  else if (modes.ipc === 'shareable') {
+    // Its /dev/shm is a tmpfs the runtime mounted on the host, so that others can join it.
+    const own = ctx.sharedNamespaces?.ownShm;
+    if (!own) throw new InvalidSpecError('IPC mode shareable: the runtime did not mount the container\'s /dev/shm');
+    defaultMounts[shmAt] = { destination: '/dev/shm', type: 'bind', source: own, options: ['rbind', 'rprivate'] };
+  }
   const userTargets = new Set([...(spec.mounts ?? []).map((m) => m.target), ...Object.keys(host.Tmpfs ?? {})]);
   mounts.unshift(...defaultMounts.filter((m) => !userTargets.has(m.destination)));
   const fileMount = (source: string | undefined, destination: string): void => {
@@ -315,7 +359,13 @@ export async function buildRuntimeSpec(spec: ContainerSpec, ctx: BuildRuntimeSpe
     sysctl[k] = v;
   }
 
-  const namespaces: OciRuntimeSpec['linux']['namespaces'] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  const namespaces: OciRuntimeSpec['linux']['namespaces'] = [];
+  if (modes.pid === 'private') namespaces.push({ type: 'pid' });
+  else if (modes.pid === 'container') namespaces.push({ type: 'pid', path: shared('pid') });
+  if (modes.ipc === 'private' || modes.ipc === 'shareable' || modes.ipc === 'none') namespaces.push({ type: 'ipc' });
+  else if (modes.ipc === 'container') namespaces.push({ type: 'ipc', path: shared('ipc') });
+  if (modes.uts === 'private') namespaces.push({ type: 'uts' });
+  namespaces.push({ type: 'mount' });
   if (netns === 'none') namespaces.push({ type: 'network' });
   else if (netns !== 'host') namespaces.push({ type: 'network', path: netns.path });
   if (ctx.cgroupVersion === 2) namespaces.push({ type: 'cgroup' });

@@ -110,6 +110,12 @@ export interface HostConfigOptions {
   PidsLimit?: number | null;
   /** 10..1000. */
   BlkioWeight?: number;
+  /** `''` (a namespace of its own), `host`, or `container:<id>` (that running container's). */
+  PidMode?: string;
+  /** `''`/`private`/`shareable` (its own), `none` (its own, no /dev/shm), `host`, or `container:<id>`. */
+  IpcMode?: string;
+  /** `''` (its own) or `host` (the host's hostname, which the container then cannot set). */
+  UTSMode?: string;
 }
 
 /**
