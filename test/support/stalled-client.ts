@@ -12,6 +12,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll } from 'vitest';
 import { promisify } from 'node:util';
 import type { AttachOptions, AttachSession, Runtime } from '../../packages/runtime/src/index.js';
 import { startDaemon, type RunningDaemon } from '../../packages/daemon/src/daemon.js';
@@ -167,5 +168,35 @@ export function countAttachOutput(runtime: Runtime): { taken: () => number; rest
     restore: () => {
       runtime.attach = original;
     },
+  };
+}
+
+/**
+ * A private berthd for the tests of one describe block: started before them, closed (with all it
+ * made) after them. The returned view reads the running daemon.
+ */
+export function usePrivateDaemon(name: string): PrivateDaemon {
+  let d: PrivateDaemon | undefined;
+  beforeAll(async () => {
+    d = await startPrivateDaemon(name);
+  }, 120_000);
+  afterAll(async () => {
+    await d?.close();
+  }, 120_000);
+  const running = (): PrivateDaemon => {
+    if (!d) throw new Error(`the private berthd "${name}" did not start`);
+    return d;
+  };
+  return {
+    get daemon() {
+      return running().daemon;
+    },
+    get socketPath() {
+      return running().socketPath;
+    },
+    get env() {
+      return running().env;
+    },
+    close: () => running().close(),
   };
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ContainerSpec } from '@berth/runtime';
 import { describePrivileged } from '../../../test/support/privileged.js';
-import { collect, createHarness } from './harness.js';
+import { createHarness, runToExit } from './harness.js';
 import type { Harness } from './harness.js';
 
 /**
@@ -46,17 +46,7 @@ describePrivileged('runtime: host devices (--device, --device-cgroup-rule)', () 
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
 
-  async function run(script: string, hostConfig: ContainerSpec['hostConfig']): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-    const spec = await h.spec(['sh', '-c', script], { hostConfig });
-    await h.runtime.create(spec);
-    try {
-      await h.runtime.start(spec.id);
-      const exit = await h.runtime.wait(spec.id);
-      return { exitCode: exit.exitCode, ...(await collect(h.runtime.logs(spec.id))) };
-    } finally {
-      await h.runtime.delete(spec.id, { force: true });
-    }
-  }
+  const run = (script: string, hostConfig: ContainerSpec['hostConfig']): ReturnType<typeof runToExit> => runToExit(h, script, { hostConfig });
 
   it('creates the mapped node with its numbers and mode, usable, and denies what is not listed', async () => {
     const script = [

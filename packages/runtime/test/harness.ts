@@ -90,3 +90,16 @@ export async function collect(it: AsyncIterable<{ stream: string; data: Buffer }
   }
   return { stdout, stderr };
 }
+
+/** Creates, starts and waits for a container running `sh -c <script>`, deletes it, and returns its exit code and output. */
+export async function runToExit(h: Harness, script: string, extra: Partial<ContainerSpec> = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const spec = await h.spec(['sh', '-c', script], extra);
+  await h.runtime.create(spec);
+  try {
+    await h.runtime.start(spec.id);
+    const exit = await h.runtime.wait(spec.id);
+    return { exitCode: exit.exitCode, ...(await collect(h.runtime.logs(spec.id))) };
+  } finally {
+    await h.runtime.delete(spec.id, { force: true });
+  }
+}

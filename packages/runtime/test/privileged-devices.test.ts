@@ -4,7 +4,7 @@ import type { ContainerSpec } from '@berth/runtime';
 import { describePrivileged } from '../../../test/support/privileged.js';
 import { ALL_CAPABILITIES } from '../src/spec/defaults.js';
 import { deviceMajor, deviceMinor } from '../src/spec/devices.js';
-import { collect, createHarness } from './harness.js';
+import { createHarness, runToExit } from './harness.js';
 import type { Harness } from './harness.js';
 
 /**
@@ -41,17 +41,7 @@ describePrivileged('runtime: a privileged container gets the host devices', () =
     await h?.close();
   });
 
-  async function run(script: string, hostConfig: ContainerSpec['hostConfig']): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-    const spec = await h.spec(['sh', '-c', script], { hostConfig });
-    await h.runtime.create(spec);
-    try {
-      await h.runtime.start(spec.id);
-      const exit = await h.runtime.wait(spec.id);
-      return { exitCode: exit.exitCode, ...(await collect(h.runtime.logs(spec.id))) };
-    } finally {
-      await h.runtime.delete(spec.id, { force: true });
-    }
-  }
+  const run = (script: string, hostConfig: ContainerSpec['hostConfig']): ReturnType<typeof runToExit> => runToExit(h, script, { hostConfig });
 
   it.skipIf(!hostDevice)("has the host's node with the host's numbers, usable; a plain container has none", async () => {
     const d = hostDevice as NonNullable<typeof hostDevice>;

@@ -8,12 +8,12 @@
  */
 import { connect, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { AttachOptions, AttachSession } from '@berth/runtime';
 import { describePrivileged } from '../../../../test/support/privileged.js';
 import { docker } from '../../../../test/compat/support/berthd.js';
-import { call, settled, startPrivateDaemon, type PrivateDaemon } from '../../../../test/support/stalled-client.js';
+import { call, settled, usePrivateDaemon } from '../../../../test/support/stalled-client.js';
 
 /** What the client tries to send to a container that never reads its stdin. */
 const INPUT_BYTES = 32 * 1024 * 1024;
@@ -109,23 +109,11 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 describePrivileged('attach stdin: backpressure from the container to the client, and detach keys', () => {
-  let d: PrivateDaemon | undefined;
-  let socketPath = '';
-  let env: NodeJS.ProcessEnv = {};
-
-  beforeAll(async () => {
-    d = await startPrivateDaemon('stdin-bp');
-    socketPath = d.socketPath;
-    env = d.env;
-  }, 120_000);
-
-  afterAll(async () => {
-    await d?.close();
-  }, 120_000);
+  const d = usePrivateDaemon('stdin-bp');
 
   /** Wraps the runtime's attach so the test sees what the route writes into stdin. */
   function countAttachStdin(): { offered: () => number; restore: () => void } {
-    const runtime = d!.daemon.services.runtime;
+    const runtime = d.daemon.services.runtime;
     const original = runtime.attach;
     let counter: (() => number) | undefined;
     runtime.attach = async function (this: typeof runtime, cid: string, options?: AttachOptions): Promise<AttachSession> {
@@ -139,13 +127,13 @@ describePrivileged('attach stdin: backpressure from the container to the client,
   }
 
   it('hijacked attach: stops reading a client whose input the container does not read; its exit ends the attach', async () => {
-    const started = await docker(env, ['run', '-d', '-i', '--name', 'deaf-raw', 'busybox', 'sleep', '300']);
+    const started = await docker(d.env, ['run', '-d', '-i', '--name', 'deaf-raw', 'busybox', 'sleep', '300']);
     expect(started.code, started.stderr).toBe(0);
     const id = started.stdout.trim();
     const counting = countAttachStdin();
     let client: Socket | undefined;
     try {
-      const attached = await rawAttach(socketPath, `/v1.44/containers/${id}/attach?stream=1&stdin=1&stdout=1&stderr=1`);
+      const attached = await rawAttach(d.socketPath, `/v1.44/containers/${id}/attach?stream=1&stdin=1&stdout=1&stderr=1`);
       client = attached.sock;
       // Hand the whole input to the client socket at once; it sends as fast as berthd reads.
       const block = Buffer.alloc(64 * 1024, 0x61);
@@ -156,7 +144,7 @@ describePrivileged('attach stdin: backpressure from the container to the client,
       expect(leftOnClient, `the client still holds ${leftOnClient} bytes: berthd took the rest`).toBeGreaterThan(INPUT_BYTES - BOUND);
 
       // The container exits: the paused client side must not keep the attach open.
-      const killed = await call(socketPath, 'POST', `/v1.44/containers/${id}/kill`);
+      const killed = await call(d.socketPath, 'POST', `/v1.44/containers/${id}/kill`);
       expect(killed.status).toBe(204);
       await within(attached.ended, 15_000, 'the attach connection closing after the container exited');
     } finally {
@@ -166,13 +154,13 @@ describePrivileged('attach stdin: backpressure from the container to the client,
   }, 120_000);
 
   it('websocket attach: stops reading a client whose input the container does not read; its exit closes the websocket', async () => {
-    const started = await docker(env, ['run', '-d', '-i', '--name', 'deaf-ws', 'busybox', 'sleep', '300']);
+    const started = await docker(d.env, ['run', '-d', '-i', '--name', 'deaf-ws', 'busybox', 'sleep', '300']);
     expect(started.code, started.stderr).toBe(0);
     const id = started.stdout.trim();
     const counting = countAttachStdin();
     let ws: WsSession | undefined;
     try {
-      ws = await openWs(socketPath, `/v1.44/containers/${id}/attach/ws?stream=1&stdin=1&stdout=1&stderr=1`);
+      ws = await openWs(d.socketPath, `/v1.44/containers/${id}/attach/ws?stream=1&stdin=1&stdout=1&stderr=1`);
       const block = Buffer.alloc(64 * 1024, 0x62);
       for (let sent = 0; sent < INPUT_BYTES; sent += block.length) ws.socket.send(block, { binary: true });
       const offered = await settled(counting.offered);
@@ -180,7 +168,7 @@ describePrivileged('attach stdin: backpressure from the container to the client,
       expect(offered, `berthd handed ${offered} of ${INPUT_BYTES} input bytes to a stdin nobody reads`).toBeLessThan(BOUND);
       expect(leftOnClient, `the client still holds ${leftOnClient} bytes: berthd took the rest`).toBeGreaterThan(INPUT_BYTES - BOUND);
 
-      const killed = await call(socketPath, 'POST', `/v1.44/containers/${id}/kill`);
+      const killed = await call(d.socketPath, 'POST', `/v1.44/containers/${id}/kill`);
       expect(killed.status).toBe(204);
       expect(await within(ws.closed, 15_000, 'the websocket closing after the container exited')).toBe(1000);
     } finally {
@@ -190,10 +178,10 @@ describePrivileged('attach stdin: backpressure from the container to the client,
   }, 120_000);
 
   it('websocket attach: detachKeys across messages closes the websocket, the container keeps running; a partial sequence is passed on', async () => {
-    const started = await docker(env, ['run', '-d', '-i', '-t', '--name', 'cat-ws', 'busybox', 'cat']);
+    const started = await docker(d.env, ['run', '-d', '-i', '-t', '--name', 'cat-ws', 'busybox', 'cat']);
     expect(started.code, started.stderr).toBe(0);
     const id = started.stdout.trim();
-    const ws = await openWs(socketPath, `/v1.44/containers/${id}/attach/ws?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x,x`);
+    const ws = await openWs(d.socketPath, `/v1.44/containers/${id}/attach/ws?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x,x`);
     try {
       ws.socket.send(Buffer.from('hello\n'), { binary: true });
       // The terminal echoes the line, then cat prints it.
@@ -212,11 +200,11 @@ describePrivileged('attach stdin: backpressure from the container to the client,
     } finally {
       ws.socket.terminate();
     }
-    const inspect = await call(socketPath, 'GET', `/v1.44/containers/${id}/json`);
+    const inspect = await call(d.socketPath, 'GET', `/v1.44/containers/${id}/json`);
     expect((JSON.parse(inspect.body.toString()) as { State: { Running: boolean } }).State.Running).toBe(true);
 
     // The default sequence is ctrl-p,ctrl-q; cat still answers a new attach.
-    const again = await openWs(socketPath, `/v1.44/containers/${id}/attach/ws?stream=1&stdin=1&stdout=1`);
+    const again = await openWs(d.socketPath, `/v1.44/containers/${id}/attach/ws?stream=1&stdin=1&stdout=1`);
     try {
       again.socket.send(Buffer.from('again\n'), { binary: true });
       await again.waitFor('again\r\nagain\r\n');
@@ -225,18 +213,18 @@ describePrivileged('attach stdin: backpressure from the container to the client,
     } finally {
       again.socket.terminate();
     }
-    const after = await call(socketPath, 'GET', `/v1.44/containers/${id}/json`);
+    const after = await call(d.socketPath, 'GET', `/v1.44/containers/${id}/json`);
     expect((JSON.parse(after.body.toString()) as { State: { Running: boolean } }).State.Running).toBe(true);
 
     // A sequence that is not one is refused before the upgrade, as Docker does.
-    await expect(openWs(socketPath, `/v1.44/containers/${id}/attach/ws?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x,bogus`)).rejects.toMatchObject({ statusCode: 400 });
+    await expect(openWs(d.socketPath, `/v1.44/containers/${id}/attach/ws?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x,bogus`)).rejects.toMatchObject({ statusCode: 400 });
   }, 120_000);
 
   it('hijacked attach: detachKeys ends the attach, the container keeps running', async () => {
-    const started = await docker(env, ['run', '-d', '-i', '-t', '--name', 'cat-raw', 'busybox', 'cat']);
+    const started = await docker(d.env, ['run', '-d', '-i', '-t', '--name', 'cat-raw', 'busybox', 'cat']);
     expect(started.code, started.stderr).toBe(0);
     const id = started.stdout.trim();
-    const attached = await rawAttach(socketPath, `/v1.44/containers/${id}/attach?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x,x`);
+    const attached = await rawAttach(d.socketPath, `/v1.44/containers/${id}/attach?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x,x`);
     try {
       attached.sock.write('hello\n');
       for (let i = 0; i < 400 && !attached.output().includes('hello\r\nhello\r\n'); i++) await sleep(50);
@@ -248,7 +236,7 @@ describePrivileged('attach stdin: backpressure from the container to the client,
     } finally {
       attached.sock.destroy();
     }
-    const inspect = await call(socketPath, 'GET', `/v1.44/containers/${id}/json`);
+    const inspect = await call(d.socketPath, 'GET', `/v1.44/containers/${id}/json`);
     expect((JSON.parse(inspect.body.toString()) as { State: { Running: boolean } }).State.Running).toBe(true);
   }, 120_000);
 });

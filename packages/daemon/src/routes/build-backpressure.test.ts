@@ -10,28 +10,26 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged } from '../../../../test/support/privileged.js';
-import { chunkedBody, countAttachOutput, readToEnd, settled, stalledClient, startPrivateDaemon, type PrivateDaemon } from '../../../../test/support/stalled-client.js';
+import { chunkedBody, countAttachOutput, readToEnd, settled, stalledClient, usePrivateDaemon } from '../../../../test/support/stalled-client.js';
 
 const run = promisify(execFile);
 const LINES = 60_000;
 const PAD = 'x'.repeat(90);
 
 describePrivileged('build output to a client that stops reading', () => {
-  let d: PrivateDaemon | undefined;
+  const d = usePrivateDaemon('build-bp');
   let ctxDir = '';
 
   beforeAll(async () => {
-    d = await startPrivateDaemon('build-bp');
     ctxDir = await mkdtemp(join(tmpdir(), 'berth-build-bp-ctx-'));
-  }, 120_000);
+  });
 
   afterAll(async () => {
-    await d?.close();
     if (ctxDir) await rm(ctxDir, { recursive: true, force: true });
-  }, 120_000);
+  });
 
   it('a RUN step stops being read while the client is stalled, then every line arrives in order', async () => {
-    const daemon = d!;
+    const daemon = d;
     await writeFile(join(ctxDir, 'Dockerfile'), `FROM busybox\nRUN i=0; while [ $i -lt ${LINES} ]; do echo "line-$i-${PAD}"; i=$((i+1)); done; echo END\n`);
     const { stdout: context } = await run('tar', ['-C', ctxDir, '-cf', '-', 'Dockerfile'], { encoding: 'buffer' });
 

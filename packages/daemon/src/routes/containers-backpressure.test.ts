@@ -6,12 +6,12 @@
  * in order. berthd runs in this process (so the test can count what a route takes from the
  * runtime) on its own socket, data root, bridge and firewall table, with real busybox containers.
  */
-import { expect, it, afterAll, beforeAll } from 'vitest';
+import { expect, it } from 'vitest';
 import type { LogEntry, LogReadOptions } from '@berth/runtime';
 import type { Socket } from 'node:net';
 import { describePrivileged } from '../../../../test/support/privileged.js';
 import { docker } from '../../../../test/compat/support/berthd.js';
-import { call, chunkedBody, countAttachOutput, settled, stalledClient, startPrivateDaemon, type PrivateDaemon } from '../../../../test/support/stalled-client.js';
+import { call, chunkedBody, countAttachOutput, settled, stalledClient, usePrivateDaemon } from '../../../../test/support/stalled-client.js';
 import { parseFrames } from '../api/stdcopy.js';
 
 const LINES = 60_000;
@@ -20,34 +20,22 @@ const PAD = 'x'.repeat(90);
 const expected = Array.from({ length: LINES }, (_, i) => `line-${i}-${PAD}\n`).join('') + 'END\n';
 
 describePrivileged('container output to a client that stops reading (logs follow, attach)', () => {
-  let d: PrivateDaemon | undefined;
-  let socketPath = '';
-  let env: NodeJS.ProcessEnv = {};
-
-  beforeAll(async () => {
-    d = await startPrivateDaemon('logs-bp');
-    socketPath = d.socketPath;
-    env = d.env;
-  }, 120_000);
-
-  afterAll(async () => {
-    await d?.close();
-  }, 120_000);
+  const d = usePrivateDaemon('logs-bp');
 
   it('logs follow: stops pulling from the log while the client is stalled, then delivers every byte in order', async () => {
     const script = `i=0; while [ $i -lt ${LINES} ]; do echo "line-$i-${PAD}"; i=$((i+1)); done; echo END; exec sleep 600`;
-    const started = await docker(env, ['run', '-d', '--name', 'chatty', 'busybox', 'sh', '-c', script]);
+    const started = await docker(d.env, ['run', '-d', '--name', 'chatty', 'busybox', 'sh', '-c', script]);
     expect(started.code, started.stderr).toBe(0);
     const id = started.stdout.trim();
     // Wait until the whole output is in the log file.
     for (let i = 0; i < 300; i++) {
-      const tail = await call(socketPath, 'GET', `/v1.44/containers/${id}/logs?stdout=1&tail=1`);
+      const tail = await call(d.socketPath, 'GET', `/v1.44/containers/${id}/logs?stdout=1&tail=1`);
       if (tail.body.subarray(8).toString() === 'END\n') break;
       await new Promise((r) => setTimeout(r, 100));
     }
 
     // Count what the logs route pulls from the runtime's reader (the real one, passed through).
-    const runtime = d!.daemon.services.runtime;
+    const runtime = d.daemon.services.runtime;
     const original = runtime.logs;
     let pulled = 0;
     runtime.logs = async function* (this: typeof runtime, cid: string, options?: LogReadOptions): AsyncGenerator<LogEntry> {
@@ -59,7 +47,7 @@ describePrivileged('container output to a client that stops reading (logs follow
     let client: Socket | undefined;
     try {
       // The client sends its request, then reads nothing.
-      client = await stalledClient(socketPath, `GET /v1.44/containers/${id}/logs?follow=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n`);
+      client = await stalledClient(d.socketPath, `GET /v1.44/containers/${id}/logs?follow=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n`);
       const sock = client;
       // Let the daemon run for a while: without backpressure it reads the whole log at once.
       const whilePaused = await settled(() => pulled);
@@ -77,7 +65,7 @@ describePrivileged('container output to a client that stops reading (logs follow
       sock.resume();
       const received = (): number => chunks.reduce((n, c) => n + c.length, 0);
       for (let i = 0; i < 300 && received() < expected.length; i++) await new Promise((r) => setTimeout(r, 50));
-      const killed = await call(socketPath, 'POST', `/v1.44/containers/${id}/kill`);
+      const killed = await call(d.socketPath, 'POST', `/v1.44/containers/${id}/kill`);
       expect(killed.status).toBe(204);
       await ended;
 
@@ -95,23 +83,23 @@ describePrivileged('container output to a client that stops reading (logs follow
 
   it('attach: stops taking the container\'s output while the client is stalled, then delivers every byte in order', async () => {
     const script = `i=0; while [ $i -lt ${LINES} ]; do echo "line-$i-${PAD}"; i=$((i+1)); done; echo END; exec sleep 600`;
-    const created = await docker(env, ['create', '--name', 'loud', 'busybox', 'sh', '-c', script]);
+    const created = await docker(d.env, ['create', '--name', 'loud', 'busybox', 'sh', '-c', script]);
     expect(created.code, created.stderr).toBe(0);
     const id = created.stdout.trim();
 
     // Count what the attach route takes from the session's stdout (the real one, passed through).
-    const counted = countAttachOutput(d!.daemon.services.runtime);
+    const counted = countAttachOutput(d.daemon.services.runtime);
     const taken = counted.taken;
     let client: Socket | undefined;
     try {
       // Attach as the CLI does (upgrade to a raw stream) before the container starts; read nothing.
       client = await stalledClient(
-        socketPath,
+        d.socketPath,
         `POST /v1.44/containers/${id}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n`,
       );
       const sock = client;
       await new Promise((r) => setTimeout(r, 300));
-      const start = await call(socketPath, 'POST', `/v1.44/containers/${id}/start`);
+      const start = await call(d.socketPath, 'POST', `/v1.44/containers/${id}/start`);
       expect(start.status).toBe(204);
       const whilePaused = await settled(taken);
       // Pipes, socket buffers and high-water marks hold a few hundred KB; the output is ~6 MB.

@@ -5,29 +5,24 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { describePrivileged } from '../../../../test/support/privileged.js';
 import { docker } from '../../../../test/compat/support/berthd.js';
-import { startPrivateDaemon, type PrivateDaemon } from '../../../../test/support/stalled-client.js';
+import { usePrivateDaemon } from '../../../../test/support/stalled-client.js';
 
 describePrivileged('PID, IPC and UTS namespaces (--pid, --ipc, --uts)', () => {
-  let d: PrivateDaemon | undefined;
+  const d = usePrivateDaemon('namespaces');
   const run = async (...args: string[]): Promise<string> => {
-    const r = await docker(d!.env, ['run', '--rm', '--network', 'none', ...args]);
+    const r = await docker(d.env, ['run', '--rm', '--network', 'none', ...args]);
     expect(r.code, `docker run ${args.join(' ')}: ${r.stderr}`).toBe(0);
     return r.stdout;
   };
 
   beforeAll(async () => {
-    d = await startPrivateDaemon('namespaces');
     const started = await docker(d.env, ['run', '-d', '--name', 'first', '--network', 'none', '--ipc', 'shareable', 'busybox', 'sh', '-c', 'echo from-first > /dev/shm/marker; exec sleep 600']);
     expect(started.code, started.stderr).toBe(0);
     const private_ = await docker(d.env, ['run', '-d', '--name', 'private', '--network', 'none', 'busybox', 'sleep', '600']);
     expect(private_.code, private_.stderr).toBe(0);
-  }, 120_000);
-
-  afterAll(async () => {
-    await d?.close();
   }, 120_000);
 
   it('--pid host sees the host’s processes; by default a container is its own pid 1', async () => {
@@ -45,7 +40,7 @@ describePrivileged('PID, IPC and UTS namespaces (--pid, --ipc, --uts)', () => {
   });
 
   it('--ipc container:<name> shares a shareable container’s IPC namespace and /dev/shm; --ipc none has no /dev/shm', async () => {
-    const own = await docker(d!.env, ['exec', 'first', 'readlink', '/proc/self/ns/ipc']);
+    const own = await docker(d.env, ['exec', 'first', 'readlink', '/proc/self/ns/ipc']);
     const joined = await run('--ipc', 'container:first', 'busybox', 'sh', '-c', 'readlink /proc/self/ns/ipc; cat /dev/shm/marker');
     expect(joined.trim().split('\n')).toEqual([own.stdout.trim(), 'from-first']);
     const alone = await run('busybox', 'readlink', '/proc/self/ns/ipc');
@@ -55,7 +50,7 @@ describePrivileged('PID, IPC and UTS namespaces (--pid, --ipc, --uts)', () => {
   });
 
   it('joining a container whose IPC is private is refused with moby’s hint', async () => {
-    const r = await docker(d!.env, ['run', '--rm', '--network', 'none', '--ipc', 'container:private', 'busybox', 'true']);
+    const r = await docker(d.env, ['run', '--rm', '--network', 'none', '--ipc', 'container:private', 'busybox', 'true']);
     expect(r.code).toBe(125);
     expect(r.stderr).toMatch(/non-shareable IPC \(hint: use IpcMode:shareable for the donor container\)/);
   });
@@ -72,13 +67,13 @@ describePrivileged('PID, IPC and UTS namespaces (--pid, --ipc, --uts)', () => {
 
   it('--uts host has the host’s name; with --hostname it is refused as moby does', async () => {
     expect((await run('--uts', 'host', 'busybox', 'hostname')).trim()).toBe(hostname());
-    const r = await docker(d!.env, ['run', '--rm', '--uts', 'host', '-h', 'other', 'busybox', 'true']);
+    const r = await docker(d.env, ['run', '--rm', '--uts', 'host', '-h', 'other', 'busybox', 'true']);
     expect(r.code).toBe(125);
     expect(r.stderr).toMatch(/Conflicting options: hostname and the UTS mode/);
   });
 
   it('joining a container that does not exist is a clear error', async () => {
-    const r = await docker(d!.env, ['run', '--rm', '--network', 'none', '--pid', 'container:nosuch', 'busybox:latest', 'true']);
+    const r = await docker(d.env, ['run', '--rm', '--network', 'none', '--pid', 'container:nosuch', 'busybox:latest', 'true']);
     expect(r.code).toBe(125);
     expect(r.stderr).toMatch(/No such container: nosuch/i);
   });
