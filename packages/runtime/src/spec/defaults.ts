@@ -72,10 +72,14 @@ export const DEFAULT_DEVICE_RULES: readonly { allow: boolean; type?: string; maj
   { allow: true, type: 'c', major: 136, access: 'rwm' }, // /dev/pts/*
 ];
 
-/** sysctls that belong to a container's namespaces (the only ones Docker accepts). */
-export function isNamespacedSysctl(name: string, hostNetwork: boolean): boolean {
-  if (['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced'].includes(name)) return true;
-  if (name.startsWith('fs.mqueue.')) return true;
+/**
+ * sysctls that belong to a container's own namespaces (the only ones Docker accepts): IPC ones
+ * unless it shares another IPC namespace (the host's or a container's), network ones unless it is
+ * on the host's network.
+ */
+export function isNamespacedSysctl(name: string, hostNetwork: boolean, sharedIpc = false): boolean {
+  if (['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced'].includes(name)) return !sharedIpc;
+  if (name.startsWith('fs.mqueue.')) return !sharedIpc;
   if (name.startsWith('net.')) return !hostNetwork;
   return false;
 }

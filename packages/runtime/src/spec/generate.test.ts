@@ -94,6 +94,9 @@ describe('buildRuntimeSpec', () => {
     const shareable = await buildRuntimeSpec({ ...base, hostConfig: { IpcMode: 'shareable' } }, { ...ctx, sharedNamespaces: { ownShm: '/run/c/me/shm' } });
     expect(shm(shareable)).toMatchObject({ type: 'bind', source: '/run/c/me/shm' });
     await expect(buildRuntimeSpec({ ...base, hostConfig: { PidMode: 'container:abc' } }, ctx)).rejects.toThrow(/not resolved/);
+    // An IPC sysctl would change the namespace it shares: refused, as Docker does.
+    await expect(buildRuntimeSpec({ ...base, hostConfig: { IpcMode: 'host', Sysctls: { 'kernel.shmmax': '1' } } }, ctx)).rejects.toThrow(/kernel\.shmmax .*shares another IPC namespace/);
+    expect((await buildRuntimeSpec({ ...base, hostConfig: { Sysctls: { 'kernel.shmmax': '1' } } }, ctx)).linux.sysctl).toEqual({ 'kernel.shmmax': '1' });
     expect(() => namespaceModes({ PidMode: 'bogus' })).toThrow(/invalid PID mode: bogus/);
     expect(() => namespaceModes({ IpcMode: 'container:' })).toThrow(/invalid IPC mode/);
     expect(() => namespaceModes({ UTSMode: 'private' })).toThrow(/invalid UTS mode/);

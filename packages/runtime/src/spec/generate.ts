@@ -355,7 +355,9 @@ export async function buildRuntimeSpec(spec: ContainerSpec, ctx: BuildRuntimeSpe
   // Sysctls: only namespaced ones (Docker's ValidateSysctl).
   const sysctl: Record<string, string> = {};
   for (const [k, v] of Object.entries(host.Sysctls ?? {})) {
-    if (!isNamespacedSysctl(k, hostNetwork)) throw new InvalidSpecError(`sysctl ${k} is not namespaced and is refused`);
+    if (!isNamespacedSysctl(k, hostNetwork, modes.ipc === 'host' || modes.ipc === 'container')) {
+      throw new InvalidSpecError(`sysctl ${k} is not namespaced and is refused${modes.ipc === 'host' || modes.ipc === 'container' ? ' (the container shares another IPC namespace)' : ''}`);
+    }
     sysctl[k] = v;
   }
 
