@@ -94,6 +94,7 @@ export async function collect(it: AsyncIterable<{ stream: string; data: Buffer }
 /** Creates, starts and waits for a container running `sh -c <script>`, deletes it, and returns its exit code and output. */
 export async function runToExit(h: Harness, script: string, extra: Partial<ContainerSpec> = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const spec = await h.spec(['sh', '-c', script], extra);
+  spec.config = { ...extra.config, Cmd: ['sh', '-c', script] };
   await h.runtime.create(spec);
   try {
     await h.runtime.start(spec.id);

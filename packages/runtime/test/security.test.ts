@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES } from '@berth/runtime';
 import type { ContainerSpec } from '@berth/runtime';
 import { describePrivileged } from '../../../test/support/privileged.js';
-import { collect, createHarness } from './harness.js';
+import { createHarness, runToExit } from './harness.js';
 import type { Harness } from './harness.js';
 
 function capMask(caps: readonly string[]): string {
@@ -20,18 +20,7 @@ describePrivileged('runtime: security defaults inside a real container', () => {
     await h?.close();
   });
 
-  async function run(cmd: string, extra: Partial<ContainerSpec> = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-    const spec = await h.spec(['sh', '-c', cmd], extra);
-    spec.config = { ...extra.config, Cmd: ['sh', '-c', cmd] };
-    await h.runtime.create(spec);
-    try {
-      await h.runtime.start(spec.id);
-      const exit = await h.runtime.wait(spec.id);
-      return { exitCode: exit.exitCode, ...(await collect(h.runtime.logs(spec.id))) };
-    } finally {
-      await h.runtime.delete(spec.id, { force: true });
-    }
-  }
+  const run = (cmd: string, extra: Partial<ContainerSpec> = {}): ReturnType<typeof runToExit> => runToExit(h, cmd, extra);
 
   it("has exactly Docker's capability sets in /proc/1/status", async () => {
     const r = await run('grep -E "^Cap(Inh|Prm|Eff|Bnd|Amb)" /proc/1/status');
