@@ -76,17 +76,18 @@ export async function startPrivateDaemon(name: string): Promise<PrivateDaemon> {
   return { daemon, socketPath, env, close };
 }
 
-/** One request on the daemon's socket; the whole body. */
-export function call(socketPath: string, method: string, path: string): Promise<{ status: number; body: Buffer }> {
+/** One request on the daemon's socket (with a JSON body, if given); the whole answer. */
+export function call(socketPath: string, method: string, path: string, json?: unknown): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path }, (res) => {
+    const headers = json === undefined ? {} : { 'Content-Type': 'application/json' };
+    const req = request({ socketPath, method, path, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.once('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
       res.once('error', reject);
     });
     req.once('error', reject);
-    req.end();
+    req.end(json === undefined ? undefined : JSON.stringify(json));
   });
 }
 

@@ -293,14 +293,15 @@ function listContainers(s: DaemonServices, all: boolean, limit: number, filters:
  * A client that does not keep up pauses the session's stdout and stderr until it drains, so
  * the process blocks on its pipe (as with Docker) instead of berthd queueing its output; the
  * other way, a process that does not read its stdin pauses the client's input (`pipeStdin`).
- * With `detachKeys`, typing that sequence calls `detach` (the caller ends the session).
+ * With `detachKeys`, typing that sequence calls `detach` and ends the pump ('detached'): the
+ * process keeps running and what it writes from then on is read and dropped.
  */
 export async function pumpSession(
   stream: HijackedStream,
   session: { stdin: Writable | null; stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream },
   tty: boolean,
   options: { stdin: boolean; stdout: boolean; stderr: boolean; detach?: () => void; detachKeys?: Buffer | null },
-): Promise<void> {
+): Promise<'done' | 'gone' | 'detached'> {
   const out = stream.output;
   let waiting = false;
   const write = (name: 'stdout' | 'stderr') => (chunk: Buffer) => {
@@ -326,14 +327,32 @@ export async function pumpSession(
   else session.stdout.resume();
   if (options.stderr) session.stderr.on('data', write('stderr'));
   else session.stderr.resume();
+  let onDetached: () => void = () => undefined;
+  const detached = new Promise<'detached'>((resolve) => {
+    onDetached = () => resolve('detached');
+  });
   if (options.stdin && session.stdin) {
-    pipeStdin(stream.input, session.stdin, { detachKeys: options.detachKeys, onDetach: options.detach });
+    pipeStdin(stream.input, session.stdin, {
+      detachKeys: options.detachKeys,
+      onDetach: () => {
+        options.detach?.();
+        onDetached();
+      },
+    });
   } else {
     stream.input.resume();
   }
   const clientGone = stream.closed.then(() => 'gone' as const);
-  const result = await Promise.race([done.then(() => 'done' as const), clientGone]);
+  const result = await Promise.race([done.then(() => 'done' as const), clientGone, detached]);
   if (result === 'gone') options.detach?.();
+  if (result === 'detached') {
+    // The process runs on; its output has no reader any more.
+    for (const s of [session.stdout, session.stderr]) {
+      s.removeAllListeners('data');
+      s.resume();
+    }
+  }
+  return result;
 }
 
 function parseSignalParam(ctx: ApiContext): string | undefined {

@@ -1,6 +1,7 @@
 import type { Router } from '../api/router.js';
 import { intValue } from '../api/query.js';
 import { validateExecCreate, validateExecStart } from '../api/schemas.js';
+import { parseDetachKeys } from '../api/detach-keys.js';
 import { frame } from '../api/stdcopy.js';
 import { ExecStartError } from '@berth/runtime';
 import { ConflictError, DaemonError, InvalidParameterError } from '../errors.js';
@@ -10,6 +11,7 @@ import { pumpSession, streamContentType } from './containers.js';
 export function registerExecRoutes(router: Router, s: DaemonServices): void {
   router.add('POST', '/containers/:id/exec', async (ctx) => {
     const body = await ctx.json(validateExecCreate, { required: true });
+    parseDetachKeys(body.DetachKeys); // a bad value is a 400 here, as with Docker
     const exec = s.execs.create(ctx.param('id'), body);
     ctx.sendJson(201, { Id: exec.ID });
   });
@@ -35,13 +37,16 @@ export function registerExecRoutes(router: Router, s: DaemonServices): void {
       if (tty && consoleSize && consoleSize.length === 2 && (consoleSize[0] ?? 0) > 0) {
         await session.resize({ rows: consoleSize[0]!, cols: consoleSize[1]! }).catch(() => undefined);
       }
-      await pumpSession(stream, session, tty, {
+      const result = await pumpSession(stream, session, tty, {
         stdin: exec.Config.AttachStdin ?? false,
         stdout: exec.Config.AttachStdout ?? true,
         stderr: exec.Config.AttachStderr ?? true,
+        // As moby: the detach keys of the exec (else ctrl-p,ctrl-q), on a TTY only.
+        detachKeys: tty ? parseDetachKeys(exec.Config.DetachKeys) : null,
       });
       // ExitCode must be final before the stream closes: clients read /exec/{id}/json right after.
-      await exec.done;
+      // A client that detached leaves the process running: nothing to wait for.
+      if (result !== 'detached') await exec.done;
     } catch (error) {
       // As moby: the error on the stream (stdout), the exit code (126) in /exec/{id}/json.
       const message = Buffer.from(`${ociExecFailed(error)}\r\n`);
