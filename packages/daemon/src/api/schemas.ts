@@ -147,6 +147,7 @@ const hostConfig = nullable({
     SecurityOpt: strArray,
     Tmpfs: strMap,
     UTSMode: str,
+    CgroupnsMode: str,
     UsernsMode: str,
     ShmSize: { type: 'integer', minimum: 0 },
     Sysctls: strMap,

@@ -87,6 +87,7 @@ export interface HostConfig {
   SecurityOpt?: string[] | null;
   Tmpfs?: Record<string, string> | null;
   UTSMode?: string;
+  CgroupnsMode?: string;
   UsernsMode?: string;
   ShmSize?: number;
   Sysctls?: Record<string, string> | null;

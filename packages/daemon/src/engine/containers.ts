@@ -178,7 +178,7 @@ export class ContainerService {
       if (!/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/.test(key)) throw new InvalidParameterError(`invalid port specification: "${key}"`);
     }
     try {
-      namespaceModes({ PidMode: host.PidMode ?? '', IpcMode: host.IpcMode ?? '', UTSMode: host.UTSMode ?? '' });
+      namespaceModes({ PidMode: host.PidMode ?? '', IpcMode: host.IpcMode ?? '', UTSMode: host.UTSMode ?? '', CgroupnsMode: host.CgroupnsMode ?? '' });
     } catch (error) {
       throw new InvalidParameterError((error as Error).message);
     }
@@ -415,6 +415,7 @@ export class ContainerService {
         ...(h.PidMode ? { PidMode: this.#namespaceOf(h.PidMode) } : {}),
         ...(h.IpcMode ? { IpcMode: this.#namespaceOf(h.IpcMode) } : {}),
         ...(h.UTSMode ? { UTSMode: h.UTSMode } : {}),
+        ...(h.CgroupnsMode ? { CgroupnsMode: h.CgroupnsMode } : {}),
       },
       tty: c.Tty ?? false,
       // `docker run -t` sends the terminal's size: the pty has it before the process starts.

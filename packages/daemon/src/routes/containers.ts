@@ -157,7 +157,8 @@ export function containerInspect(s: DaemonServices, record: ContainerRecord): Re
       ConsoleSize: host.ConsoleSize ?? [0, 0],
       CapAdd: host.CapAdd ?? null,
       CapDrop: host.CapDrop ?? null,
-      CgroupnsMode: 'host',
+      // Docker's default when none was asked for: private on cgroup v2, host on v1.
+      CgroupnsMode: host.CgroupnsMode || (s.runtime.cgroupVersion === 2 ? 'private' : 'host'),
       Dns: host.Dns ?? [],
       DnsOptions: host.DnsOptions ?? [],
       DnsSearch: host.DnsSearch ?? [],

@@ -77,4 +77,17 @@ describePrivileged('PID, IPC and UTS namespaces (--pid, --ipc, --uts)', () => {
     expect(r.code).toBe(125);
     expect(r.stderr).toMatch(/No such container: nosuch/i);
   });
+
+  it('--cgroupns private gives the container its own cgroup root; the default follows the host (v1 host, v2 private)', async () => {
+    const own = await run('--cgroupns', 'private', 'busybox', 'sh', '-c', 'grep -E "^[0-9]+:(pids|memory|0)?:" /proc/self/cgroup | head -1');
+    expect(own.trim()).toMatch(/:\/$/);
+    const shared = await run('--cgroupns', 'host', 'busybox', 'sh', '-c', 'grep -E "^[0-9]+:(pids|memory|0)?:" /proc/self/cgroup | head -1');
+    expect(shared.trim()).not.toMatch(/:\/$/);
+    const v2 = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === '/sys/fs/cgroup' && l.includes(' - cgroup2 '));
+    const created = await docker(d.env, ['create', '--network', 'none', 'busybox', 'true']);
+    const mode = await docker(d.env, ['inspect', '-f', '{{.HostConfig.CgroupnsMode}}', created.stdout.trim()]);
+    expect(mode.stdout.trim()).toBe(v2 ? 'private' : 'host');
+    const bad = await docker(d.env, ['run', '--rm', '--cgroupns', 'bogus', 'busybox', 'true']);
+    expect(bad.code).not.toBe(0);
+  });
 });

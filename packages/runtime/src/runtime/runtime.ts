@@ -192,6 +192,10 @@ class BerthRuntime implements Runtime {
     private readonly conmonNoSyncLog: boolean,
   ) {}
 
+  get cgroupVersion(): 1 | 2 {
+    return this.cgroups.version;
+  }
+
   private dir(id: string): string {
     return path.join(this.stateDir, 'containers', id);
   }

@@ -166,6 +166,8 @@ export interface StopOptions {
 export interface Runtime {
   readonly stateDir: string;
   readonly ociRuntime: OciRuntimeInfo;
+  /** The host's cgroup version (1: v1 or hybrid, 2: unified). */
+  readonly cgroupVersion: 1 | 2;
   /** What the stale-state sweep at open removed (mounts, cgroups, runtime state, files). */
   readonly cleanedUp: string[];
   /**

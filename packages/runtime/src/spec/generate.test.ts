@@ -97,6 +97,11 @@ describe('buildRuntimeSpec', () => {
     // An IPC sysctl would change the namespace it shares: refused, as Docker does.
     await expect(buildRuntimeSpec({ ...base, hostConfig: { IpcMode: 'host', Sysctls: { 'kernel.shmmax': '1' } } }, ctx)).rejects.toThrow(/kernel\.shmmax .*shares another IPC namespace/);
     expect((await buildRuntimeSpec({ ...base, hostConfig: { Sysctls: { 'kernel.shmmax': '1' } } }, ctx)).linux.sysctl).toEqual({ 'kernel.shmmax': '1' });
+    // The cgroup namespace: Docker's default by cgroup version, or as asked.
+    expect(kinds(await buildRuntimeSpec({ ...base, hostConfig: { CgroupnsMode: 'private' } }, ctx))).toContain('cgroup');
+    expect(kinds(await buildRuntimeSpec(base, { ...ctx, cgroupVersion: 2 }))).toContain('cgroup');
+    expect(kinds(await buildRuntimeSpec({ ...base, hostConfig: { CgroupnsMode: 'host' } }, { ...ctx, cgroupVersion: 2 }))).not.toContain('cgroup');
+    expect(() => namespaceModes({ CgroupnsMode: 'bogus' })).toThrow(/invalid cgroup namespace mode: bogus/);
     expect(() => namespaceModes({ PidMode: 'bogus' })).toThrow(/invalid PID mode: bogus/);
     expect(() => namespaceModes({ IpcMode: 'container:' })).toThrow(/invalid IPC mode/);
     expect(() => namespaceModes({ UTSMode: 'private' })).toThrow(/invalid UTS mode/);

@@ -166,6 +166,8 @@ export function namespaceModes(host: HostConfigOptions): { pid: 'private' | 'hos
   else if (other(ipcMode)) ipc = 'container';
   else throw new InvalidSpecError(`invalid IPC mode: ${ipcMode}`);
   if (utsMode !== '' && utsMode !== 'host') throw new InvalidSpecError(`invalid UTS mode: ${utsMode}`);
+  const cgroupnsMode = host.CgroupnsMode ?? '';
+  if (cgroupnsMode !== '' && cgroupnsMode !== 'private' && cgroupnsMode !== 'host') throw new InvalidSpecError(`invalid cgroup namespace mode: ${cgroupnsMode}`);
   return { pid, ipc, uts: utsMode === 'host' ? 'host' : 'private' };
 }
 
@@ -370,7 +372,7 @@ export async function buildRuntimeSpec(spec: ContainerSpec, ctx: BuildRuntimeSpe
   namespaces.push({ type: 'mount' });
   if (netns === 'none') namespaces.push({ type: 'network' });
   else if (netns !== 'host') namespaces.push({ type: 'network', path: netns.path });
-  if (ctx.cgroupVersion === 2) namespaces.push({ type: 'cgroup' });
+  if ((host.CgroupnsMode || (ctx.cgroupVersion === 2 ? 'private' : 'host')) === 'private') namespaces.push({ type: 'cgroup' });
 
   let seccomp: OciSeccomp | undefined;
   if (!privileged && security.seccomp !== 'unconfined') {

@@ -116,6 +116,8 @@ export interface HostConfigOptions {
   IpcMode?: string;
   /** `''` (its own) or `host` (the host's hostname, which the container then cannot set). */
   UTSMode?: string;
+  /** `private` or `host`; `''` is Docker's default: private on cgroup v2, host on v1. */
+  CgroupnsMode?: string;
 }
 
 /**
