@@ -24,6 +24,7 @@ export type {
   ImageProcessConfig,
   ContainerConfigOverrides,
   HostConfigOptions,
+  ThrottleDevice,
   Ulimit,
   DeviceMapping,
   NetworkNamespace,

@@ -1,6 +1,8 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ContainerSpec } from '@berth/runtime';
 import { describePrivileged } from '../../../test/support/privileged.js';
+import { deviceMajor, deviceMinor } from '../src/spec/devices.js';
 import { collect, createHarness } from './harness.js';
 import type { Harness } from './harness.js';
 
@@ -32,6 +34,32 @@ describePrivileged('runtime: resource limits through cgroups', () => {
     expect(r.exitCode).toBe(137);
     expect(r.oomKilled).toBe(true);
     expect(r.info.oomKilled).toBe(true);
+  });
+
+  it('applies block I/O throttles (--device-read-bps, --device-write-iops) and swappiness', async () => {
+    // The block device the root filesystem is on: a real one on any host that runs containers.
+    const rootDev = statSync('/', { bigint: true }).dev;
+    const [major, minor] = [deviceMajor(rootDev), deviceMinor(rootDev)];
+    const path = readdirSync('/dev')
+      .map((n) => `/dev/${n}`)
+      .find((p) => {
+        try {
+          const st = statSync(p, { bigint: true });
+          return st.isBlockDevice() && st.rdev === rootDev;
+        } catch {
+          return false;
+        }
+      });
+    if (!path) {
+      console.warn('skipping the block I/O throttle check: the root filesystem is not on a block device in /dev');
+      return;
+    }
+    const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
+    const script = v2 ? 'cat /sys/fs/cgroup/io.max' : 'cat /sys/fs/cgroup/blkio/blkio.throttle.read_bps_device /sys/fs/cgroup/blkio/blkio.throttle.write_iops_device /sys/fs/cgroup/memory/memory.swappiness';
+    const r = await run(script, { BlkioDeviceReadBps: [{ Path: path, Rate: 1048576 }], BlkioDeviceWriteIOps: [{ Path: path, Rate: 100 }], MemorySwappiness: 7 });
+    expect(r.exitCode, r.stderr).toBe(0);
+    if (v2) expect(r.stdout).toContain(`${major}:${minor} rbps=1048576 wbps=max riops=max wiops=100`);
+    else expect(r.stdout.trim().split('\n')).toEqual([`${major}:${minor} 1048576`, `${major}:${minor} 100`, '7']);
   });
 
   it('does not report OOM for a plain SIGKILL', async () => {

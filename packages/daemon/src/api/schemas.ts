@@ -101,6 +101,11 @@ const mountSpec = {
   },
 };
 
+const throttleDevices = nullable({
+  type: 'array',
+  items: { type: 'object', required: ['Path', 'Rate'], properties: { Path: { type: 'string', minLength: 1 }, Rate: { type: 'integer', minimum: 0 } } },
+});
+
 const resourceProps = {
   Memory: { type: 'integer', minimum: 0 },
   MemoryReservation: { type: 'integer', minimum: 0 },
@@ -113,6 +118,11 @@ const resourceProps = {
   CpusetMems: str,
   PidsLimit: nullable(int),
   BlkioWeight: { type: 'integer', minimum: 0, maximum: 1000 },
+  BlkioDeviceReadBps: throttleDevices,
+  BlkioDeviceWriteBps: throttleDevices,
+  BlkioDeviceReadIOps: throttleDevices,
+  BlkioDeviceWriteIOps: throttleDevices,
+  MemorySwappiness: nullable({ type: 'integer', minimum: -1, maximum: 100 }),
 };
 
 const hostConfig = nullable({

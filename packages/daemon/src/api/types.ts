@@ -58,6 +58,12 @@ export interface MountSpec {
   TmpfsOptions?: { SizeBytes?: number; Mode?: number } | null;
 }
 
+/** `--device-read-bps /dev/sda:1mb` and the like: a block device and its limit. */
+export interface ThrottleDevice {
+  Path: string;
+  Rate: number;
+}
+
 export interface HostConfig {
   Binds?: string[] | null;
   ContainerIDFile?: string;
@@ -104,6 +110,11 @@ export interface HostConfig {
   CpusetMems?: string;
   PidsLimit?: number | null;
   BlkioWeight?: number;
+  BlkioDeviceReadBps?: ThrottleDevice[] | null;
+  BlkioDeviceWriteBps?: ThrottleDevice[] | null;
+  BlkioDeviceReadIOps?: ThrottleDevice[] | null;
+  BlkioDeviceWriteIOps?: ThrottleDevice[] | null;
+  MemorySwappiness?: number | null;
   Ulimits?: { Name: string; Soft: number; Hard: number }[] | null;
   Mounts?: MountSpec[] | null;
   OomKillDisable?: boolean | null;

@@ -107,6 +107,16 @@ describe('buildRuntimeSpec', () => {
     expect(() => namespaceModes({ UTSMode: 'private' })).toThrow(/invalid UTS mode/);
   });
 
+  it('turns --device-*-bps/iops into block I/O throttles and checks the paths; swappiness on v1 only', () => {
+    const opts = { swapAccounting: true, blkioWeight: true };
+    expect(() => buildResources({ BlkioDeviceReadBps: [{ Path: '/dev/null', Rate: 1 }] }, opts)).toThrow(/--device-read-bps: \/dev\/null is not a block device/);
+    expect(() => buildResources({ BlkioDeviceWriteIOps: [{ Path: '/nonexistent', Rate: 1 }] }, opts)).toThrow(/--device-write-iops: cannot use \/nonexistent/);
+    expect(buildResources({ MemorySwappiness: 10 }, opts).memory?.swappiness).toBe(10);
+    expect(buildResources({ MemorySwappiness: 10 }, { ...opts, cgroupVersion: 2 }).memory).toBeUndefined();
+    expect(buildResources({ MemorySwappiness: -1 }, opts).memory).toBeUndefined();
+    expect(() => buildResources({ MemorySwappiness: 101 }, opts)).toThrow(/valid memory swappiness range is 0-100/);
+  });
+
   it('reads the bounding set from /proc/self/status', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'berth-capbnd-'));
     try {

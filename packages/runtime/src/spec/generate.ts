@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { InvalidSpecError } from '../errors.js';
 import {
@@ -10,11 +11,11 @@ import {
   DEFAULT_SHM_SIZE,
   isNamespacedSysctl,
 } from './defaults.js';
-import { hostDevices, resolveDevices } from './devices.js';
+import { deviceMajor, deviceMinor, hostDevices, resolveDevices } from './devices.js';
 import type { OciDevice, OciDeviceRule } from './devices.js';
 import { defaultSeccompProfile, seccompFromDockerProfile } from './seccomp.js';
 import type { DockerSeccompProfile, OciSeccomp } from './seccomp.js';
-import type { ContainerSpec, HostConfigOptions, Mount } from './types.js';
+import type { ContainerSpec, HostConfigOptions, Mount, ThrottleDevice } from './types.js';
 import type { ResolvedUser } from './users.js';
 
 /** The OCI runtime spec (config.json) as this package writes it. */
@@ -51,10 +52,36 @@ export interface OciRuntimeSpec {
 
 export interface OciResources {
   devices: OciDeviceRule[];
-  memory?: { limit?: number; reservation?: number; swap?: number; disableOOMKiller?: boolean };
+  memory?: { limit?: number; reservation?: number; swap?: number; disableOOMKiller?: boolean; swappiness?: number };
   cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string };
   pids?: { limit: number };
-  blockIO?: { weight?: number };
+  blockIO?: {
+    weight?: number;
+    throttleReadBpsDevice?: OciThrottleDevice[];
+    throttleWriteBpsDevice?: OciThrottleDevice[];
+    throttleReadIOPSDevice?: OciThrottleDevice[];
+    throttleWriteIOPSDevice?: OciThrottleDevice[];
+  };
+}
+
+export interface OciThrottleDevice {
+  major: number;
+  minor: number;
+  rate: number;
+}
+
+/** `--device-read-bps` and the like: each path must be a block device on the host. */
+function throttleDevices(list: readonly ThrottleDevice[] | undefined, flag: string): OciThrottleDevice[] {
+  return (list ?? []).map(({ Path, Rate }) => {
+    let st;
+    try {
+      st = statSync(Path, { bigint: true });
+    } catch (cause) {
+      throw new InvalidSpecError(`${flag}: cannot use ${Path}: ${(cause as Error).message}`, { cause });
+    }
+    if (!st.isBlockDevice()) throw new InvalidSpecError(`${flag}: ${Path} is not a block device`);
+    return { major: deviceMajor(st.rdev), minor: deviceMinor(st.rdev), rate: Rate };
+  });
 }
 
 /** The process a container runs: the image config with the run options applied (Docker's rules). */
@@ -469,6 +496,11 @@ export function buildResources(
   }
   if (host.MemoryReservation) memory.reservation = host.MemoryReservation;
   if (host.OomKillDisable && ctx.cgroupVersion !== 2) memory.disableOOMKiller = true;
+  if (host.MemorySwappiness !== undefined && host.MemorySwappiness !== null && host.MemorySwappiness !== -1) {
+    if (host.MemorySwappiness < 0 || host.MemorySwappiness > 100) throw new InvalidSpecError(`invalid value: ${host.MemorySwappiness}, valid memory swappiness range is 0-100`);
+    // cgroup v2 has no swappiness knob (Docker drops it there too).
+    if (ctx.cgroupVersion !== 2) memory.swappiness = host.MemorySwappiness;
+  }
   if (Object.keys(memory).length > 0) r.memory = memory;
 
   const cpu: NonNullable<OciResources['cpu']> = {};
@@ -486,10 +518,22 @@ export function buildResources(
   if (Object.keys(cpu).length > 0) r.cpu = cpu;
 
   if (host.PidsLimit !== undefined && host.PidsLimit !== null && host.PidsLimit > 0) r.pids = { limit: host.PidsLimit };
+  const blockIO: NonNullable<OciResources['blockIO']> = {};
   if (host.BlkioWeight) {
     if (host.BlkioWeight < 10 || host.BlkioWeight > 1000) throw new InvalidSpecError(`blkio weight must be 10..1000: ${host.BlkioWeight}`);
-    if (ctx.blkioWeight) r.blockIO = { weight: host.BlkioWeight };
+    if (ctx.blkioWeight) blockIO.weight = host.BlkioWeight;
   }
+  const throttles = [
+    ['throttleReadBpsDevice', host.BlkioDeviceReadBps, '--device-read-bps'],
+    ['throttleWriteBpsDevice', host.BlkioDeviceWriteBps, '--device-write-bps'],
+    ['throttleReadIOPSDevice', host.BlkioDeviceReadIOps, '--device-read-iops'],
+    ['throttleWriteIOPSDevice', host.BlkioDeviceWriteIOps, '--device-write-iops'],
+  ] as const;
+  for (const [key, list, flag] of throttles) {
+    const devices = throttleDevices(list, flag);
+    if (devices.length > 0) blockIO[key] = devices;
+  }
+  if (Object.keys(blockIO).length > 0) r.blockIO = blockIO;
   return r;
 }
 

@@ -73,6 +73,12 @@ export interface DeviceMapping {
  * Networking (ports, DNS servers, links) and volumes are resolved by the caller into `netns`,
  * `mounts`, `hosts` and `resolvConf` of the `ContainerSpec`.
  */
+/** A block device (its path on the host) and a rate (bytes or operations per second). */
+export interface ThrottleDevice {
+  Path: string;
+  Rate: number;
+}
+
 export interface HostConfigOptions {
   Privileged?: boolean;
   ReadonlyRootfs?: boolean;
@@ -110,6 +116,13 @@ export interface HostConfigOptions {
   PidsLimit?: number | null;
   /** 10..1000. */
   BlkioWeight?: number;
+  /** Per block device limits (`--device-read-bps /dev/sda:1mb`, `--device-write-iops …`). */
+  BlkioDeviceReadBps?: ThrottleDevice[];
+  BlkioDeviceWriteBps?: ThrottleDevice[];
+  BlkioDeviceReadIOps?: ThrottleDevice[];
+  BlkioDeviceWriteIOps?: ThrottleDevice[];
+  /** 0..100 (cgroup v1 only; -1 or absent: the kernel's). */
+  MemorySwappiness?: number | null;
   /** `''` (a namespace of its own), `host`, or `container:<id>` (that running container's). */
   PidMode?: string;
   /** `''`/`private`/`shareable` (its own), `none` (its own, no /dev/shm), `host`, or `container:<id>`. */
