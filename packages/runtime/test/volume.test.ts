@@ -91,6 +91,42 @@ describePrivileged('volumes: local driver, copy-up, binds, tmpfs, export/import'
     await store.remove('named');
   });
 
+  it('mounts a device-backed volume (tmpfs, bind) while containers use it, and never deletes through it', async () => {
+    const mounted = async (path: string): Promise<string | undefined> =>
+      (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.split(' ')[4] === path);
+    await expect(store.create({ name: 'half', driverOpts: { type: 'tmpfs' } })).rejects.toThrow(/missing required option: "device"/);
+    await expect(store.create({ name: 'half', driverOpts: { device: '/srv' } })).rejects.toThrow(/missing required option: "type"/);
+
+    // tmpfs, with its size option; copy-up lands in it.
+    const t = await store.create({ name: 'ramdisk', driverOpts: { type: 'tmpfs', device: 'tmpfs', o: 'size=1m' } });
+    expect(t.Options).toEqual({ type: 'tmpfs', device: 'tmpfs', o: 'size=1m' });
+    expect(await mounted(t.Mountpoint)).toBeUndefined();
+    await store.prepareMounts({ containerId: 'd1', rootfs: image, binds: ['ramdisk:/data'] });
+    expect(await mounted(t.Mountpoint)).toMatch(/ - tmpfs tmpfs .*size=1024k/);
+    expect(await readFile(join(t.Mountpoint, 'hello.txt'), 'utf8')).toBe('from the image\n');
+    await store.releaseMounts('d1');
+    expect(await mounted(t.Mountpoint)).toBeUndefined();
+    await store.remove('ramdisk');
+
+    // A bind of a host directory: the host's files survive the volume's removal.
+    const host = join(root, 'host-dir');
+    await mkdir(host);
+    await writeFile(join(host, 'keep.txt'), 'host data\n');
+    const b = await store.create({ name: 'hostbind', driverOpts: { type: 'none', o: 'bind', device: host } });
+    await store.prepareMounts({ containerId: 'd2', rootfs: image, binds: ['hostbind:/srv', 'hostbind:/again'] });
+    expect(await readFile(join(b.Mountpoint, 'keep.txt'), 'utf8')).toBe('host data\n');
+    await writeFile(join(b.Mountpoint, 'written.txt'), 'from the container\n');
+    await store.releaseMounts('d2', { removeAnonymous: true });
+    await store.remove('hostbind');
+    expect((await readdir(host)).sort()).toEqual(['keep.txt', 'written.txt']);
+
+    // A device that cannot be mounted: a clear error, nothing left mounted or recorded.
+    await store.create({ name: 'broken', driverOpts: { type: 'none', o: 'bind', device: join(root, 'no-such-dir') } });
+    await expect(store.prepareMounts({ containerId: 'd3', rootfs: image, binds: ['broken:/x'] })).rejects.toThrow(/failed to mount local volume/);
+    expect(store.mountPoints('d3')).toBeUndefined();
+    await store.remove('broken');
+  });
+
   it('creates anonymous volumes for image VOLUMEs, resolving paths inside the root', async () => {
     const m = await store.prepareMounts({
       containerId: 'c3',

@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, stat, rmdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { Readable } from 'node:stream';
 import type { Mount } from '../spec/types.js';
 import { readJsonFile, writeFileAtomic } from '../network/atomic-file.js';
+import { runCommand } from '../runtime/process.js';
 import { InvalidMountError, VolumeError, VolumeInUseError, VolumeNotFoundError } from './errors.js';
 import { cleanContainerPath, resolveInRoot } from './resolve.js';
 import type {
@@ -117,6 +118,39 @@ export class VolumeStore {
       .map(([id]) => id);
   }
 
+  /** Whether something is mounted at the volume's data directory. */
+  private async deviceMounted(name: string): Promise<boolean> {
+    const info = await readFile('/proc/self/mountinfo', 'utf8');
+    const target = this.dataPath(name);
+    return info.split('\n').some((l) => l.split(' ')[4] === target);
+  }
+
+  /** A device-backed volume is mounted before a container uses it (Docker's local driver). */
+  private async mountDevice(name: string): Promise<void> {
+    const { options } = await this.meta(name);
+    if (!options['type'] || !options['device'] || (await this.deviceMounted(name))) return;
+    const args = ['-t', options['type'], ...(options['o'] ? ['-o', options['o']] : []), options['device'], this.dataPath(name)];
+    const r = await runCommand('mount', args);
+    if (r.code !== 0) {
+      throw new VolumeError('MOUNT_FAILED', 'invalid', `error while mounting volume '${this.dataPath(name)}': failed to mount local volume: ${r.stderr.trim() || `mount exited with ${r.code}`}`);
+    }
+  }
+
+  /** Unmounts a device-backed volume; throws when it stays mounted (its files must not be deleted through it). */
+  private async unmountDevice(name: string): Promise<void> {
+    if (!(await this.deviceMounted(name))) return;
+    const r = await runCommand('umount', [this.dataPath(name)]);
+    if (r.code !== 0 && (await this.deviceMounted(name))) {
+      throw new VolumeError('UNMOUNT_FAILED', 'internal', `cannot unmount volume ${name} at ${this.dataPath(name)}: ${r.stderr.trim()}`);
+    }
+  }
+
+  /** Deletes a volume's directory, never through a mount. */
+  private async removeDir(name: string): Promise<void> {
+    await this.unmountDevice(name);
+    await rm(this.dir(name), { recursive: true, force: true });
+  }
+
   /**
    * `POST /volumes/create`. Creating an existing name returns it unchanged (Docker's behaviour),
    * unless the labels or options differ (conflict).
@@ -135,9 +169,12 @@ export class VolumeStore {
     }
     const unsupported = Object.keys(opts.driverOpts ?? {}).filter((k) => !['type', 'o', 'device'].includes(k));
     if (unsupported.length > 0) throw new VolumeError('INVALID_OPTION', 'invalid', `invalid option key: ${unsupported.join(', ')}`);
-    if (opts.driverOpts?.device !== undefined || opts.driverOpts?.type !== undefined) {
-      throw new VolumeError('NOT_IMPLEMENTED', 'not-implemented', `create ${name}: local volumes backed by a device or filesystem type are not implemented`);
-    }
+    // A device or filesystem (`--opt type=tmpfs --opt device=tmpfs --opt o=size=64m`, or
+    // `type=none o=bind device=/srv/data`): mounted at the volume's data directory while
+    // containers use it (mountDevice), as Docker's local driver does.
+    const d = opts.driverOpts ?? {};
+    if (d.type !== undefined && (d.device === undefined || d.device === '')) throw new VolumeError('INVALID_OPTION', 'invalid', `create ${name}: missing required option: "device"`);
+    if (d.device !== undefined && (d.type === undefined || d.type === '')) throw new VolumeError('INVALID_OPTION', 'invalid', `create ${name}: missing required option: "type"`);
     const existing = await readJsonFile<VolumeMeta>(join(this.dir(name), 'volume.json'));
     if (existing) return this.toInspect(existing);
     const labels = { ...(opts.labels ?? {}) };
@@ -191,7 +228,7 @@ export class VolumeStore {
       }
       const users = this.users(name);
       if (users.length > 0) throw new VolumeInUseError(name, users);
-      await rm(this.dir(name), { recursive: true, force: true });
+      await this.removeDir(name);
     });
   }
 
@@ -330,7 +367,9 @@ export class VolumeStore {
           anonymous.push(v.Name);
           planned.set(dest, volumePlan(v.Name, this.dataPath(v.Name), dest, true, 'rprivate', false));
         }
-        // 4. Copy-up into empty volumes, from the image content at the destination.
+        // 4. Device-backed volumes are mounted; then copy-up into empty volumes, from the image
+        //    content at the destination.
+        for (const p of planned.values()) if (p.point.Type === 'volume' && p.point.Name) await this.mountDevice(p.point.Name);
         const copies = [...planned.values()].filter((p) => p.copyUp !== undefined);
         if (copies.length > 0) {
           await withImageView(req.rootfs, async (root) => {
@@ -348,7 +387,11 @@ export class VolumeStore {
         await this.saveRefs();
         return { mounts: ordered.map((p) => p.mount), mountPoints: ordered.map((p) => p.point) };
       } catch (e) {
-        for (const name of created) await rm(this.dir(name), { recursive: true, force: true }).catch(() => undefined);
+        for (const name of created) await this.removeDir(name).catch(() => undefined);
+        // Mounted for this container only: nothing else uses them now.
+        for (const p of planned.values()) {
+          if (p.point.Type === 'volume' && p.point.Name && this.users(p.point.Name).length === 0) await this.unmountDevice(p.point.Name).catch(() => undefined);
+        }
         throw e;
       }
     });
@@ -369,10 +412,11 @@ export class VolumeStore {
       if (r === undefined) return;
       delete this.refs[containerId];
       await this.saveRefs();
-      if (opts.removeAnonymous === true) {
-        for (const name of r.anonymous) {
-          if (this.users(name).length === 0) await rm(this.dir(name), { recursive: true, force: true });
-        }
+      const names = new Set(r.mountPoints.filter((p) => p.Type === 'volume' && p.Name).map((p) => p.Name as string));
+      for (const name of names) {
+        if (this.users(name).length > 0) continue;
+        if (opts.removeAnonymous === true && r.anonymous.includes(name)) await this.removeDir(name);
+        else await this.unmountDevice(name).catch(() => undefined);
       }
     });
   }
@@ -384,6 +428,10 @@ export class VolumeStore {
       const dropped = Object.keys(this.refs).filter((id) => !keep.has(id));
       for (const id of dropped) delete this.refs[id];
       if (dropped.length > 0) await this.saveRefs();
+      // Device-backed volumes that no container uses any more are unmounted.
+      for (const v of await this.list()) {
+        if (v.Options['type'] && this.users(v.Name).length === 0) await this.unmountDevice(v.Name).catch(() => undefined);
+      }
       return dropped;
     });
   }
