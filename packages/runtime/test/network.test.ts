@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -74,6 +74,13 @@ describePrivileged('networks: namespaces, bridges, DNS, published ports, isolati
     await expect(m.create({ name: `c-${tag}`, ipam: { Config: [{ Subnet: netA.subnet }] } })).rejects.toThrow(/overlaps/);
     expect(m.list({ label: ['team=x'] }).map((n) => n.Name)).toEqual([`a-${tag}`]);
     expect(m.inspect(a.Id.slice(0, 12)).Name).toBe(`a-${tag}`);
+    // Every bridge has its own MAC address set (addr_assign_type 3, NET_ADDR_SET): one taken from
+    // a port would change whenever a container joins with a lower MAC, cutting the others off
+    // from their gateway until their ARP entries expire.
+    for (const bridge of await linksWithPrefix(prefix)) {
+      if ((await readFile(`/sys/class/net/${bridge}/bridge/bridge_id`, 'utf8').catch(() => undefined)) === undefined) continue;
+      expect((await readFile(`/sys/class/net/${bridge}/addr_assign_type`, 'utf8')).trim(), bridge).toBe('3');
+    }
   });
 
   it('containers on a user-defined network reach each other by name, alias and short id; another network cannot', async () => {

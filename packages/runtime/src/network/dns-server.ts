@@ -204,7 +204,9 @@ export function dnsServerMain(require: Require, configDir: string, port: number)
   const listen = (addr: string, network: string): void => {
     const udp = dgram.createSocket({ type: net.isIPv6(addr) ? 'udp6' : 'udp4', reuseAddr: true });
     udp.on('message', (msg: Buffer, rinfo: { address: string; port: number }) => {
-      handle(network, rinfo.address, msg, (b) => udp.send(b, rinfo.port, rinfo.address));
+      // An answer that cannot be sent (the client is gone, a firewall refuses it) is lost alone:
+      // with a callback, the error does not reach the socket's 'error' event, which drops it.
+      handle(network, rinfo.address, msg, (b) => udp.send(b, rinfo.port, rinfo.address, () => undefined));
     });
     // A gateway that cannot be bound (its bridge is not up yet) is dropped; the next reload retries.
     const drop = (): void => {
@@ -213,7 +215,13 @@ export function dnsServerMain(require: Require, configDir: string, port: number)
       udp.close();
       tcp.close();
     };
-    udp.on('error', drop);
+    let bound = false;
+    udp.once('listening', () => {
+      bound = true;
+    });
+    udp.on('error', () => {
+      if (!bound) drop();
+    });
     udp.bind(port, addr);
     const tcp = net.createServer((conn: any) => {
       let buf = Buffer.alloc(0);

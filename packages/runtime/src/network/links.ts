@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { access, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { run } from './exec.js';
 
@@ -157,7 +158,14 @@ async function writeSysctl(path: string, value: string): Promise<void> {
 export async function ensureBridge(name: string, addresses: string[], mtu?: number): Promise<boolean> {
   const existed = await linkExists(name);
   const cmds: string[] = [];
-  if (!existed) cmds.push(`link add name ${name}${mtu !== undefined ? ` mtu ${mtu}` : ''} type bridge`);
+  // The bridge's MAC address is set, not left to the kernel: a bridge without one takes the
+  // lowest MAC of its ports, so a container joining with a lower one would change the gateway's
+  // MAC under every other container, cut off until their ARP entries expire (as Docker does).
+  if (!existed) cmds.push(`link add name ${name} address ${randomMac()}${mtu !== undefined ? ` mtu ${mtu}` : ''} type bridge`);
+  else if ((await readFile(`/sys/class/net/${name}/addr_assign_type`, 'utf8').catch(() => '3')).trim() !== '3') {
+    const current = (await readFile(`/sys/class/net/${name}/address`, 'utf8')).trim();
+    cmds.push(`link set ${name} address ${current}`);
+  }
   for (const a of addresses) cmds.push(`addr replace ${a} dev ${name}${a.includes(':') ? ' nodad' : ''}`);
   cmds.push(`link set ${name} up`);
   if (addresses.some((a) => a.includes(':'))) {
@@ -172,6 +180,13 @@ export async function ensureBridge(name: string, addresses: string[], mtu?: numb
   await writeSysctl(`/proc/sys/net/ipv4/conf/${name}/route_localnet`, '1');
   await writeSysctl('/proc/sys/net/ipv4/ip_forward', '1');
   return !existed;
+}
+
+/** A random locally administered unicast MAC address. */
+function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = ((b[0] as number) & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
 export async function deleteBridge(name: string): Promise<void> {
