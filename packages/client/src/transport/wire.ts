@@ -96,7 +96,7 @@ type Framing =
   | { kind: 'chunked'; state: 'size' | 'data' | 'data-end' | 'trailer'; left: number; line: string };
 
 /** Parses a response head (status line and headers, without the blank line). */
-export function parseHead(text: string): { status: number; message: string; version: string; headers: IncomingHttpHeaders } {
+function parseHead(text: string): { status: number; message: string; version: string; headers: IncomingHttpHeaders } {
   const lines = text.split('\r\n');
   const m = /^HTTP\/(1\.[01]) (\d{3})(?: (.*))?$/.exec(lines[0] ?? '');
   if (!m) throw new WireError(`malformed answer from the daemon: status line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`, 'HPE_INVALID_STATUS');
@@ -205,7 +205,7 @@ class Exchange {
     if (head.status === 101) {
       this.keepAlive = false;
       this.framing = { kind: 'none' };
-      this.settle();
+      this.settled = true;
       res.complete = true;
       res.push(null);
       this.done = true;
@@ -215,7 +215,7 @@ class Exchange {
     }
     this.framing = framingFor(this.req.method, head.status, head.headers);
     if (this.framing.kind === 'close') this.keepAlive = false;
-    this.settle();
+    this.settled = true;
     this.resolve({ upgraded: false, response: res });
     if (this.framing.kind === 'none') this.finish();
     else if (rest.length > 0) this.body(rest);
@@ -313,10 +313,6 @@ class Exchange {
         ? new WireError('the connection to the daemon closed before the end of its answer', 'ECONNRESET')
         : new WireError('the daemon closed the connection without answering', 'ECONNRESET'),
     );
-  }
-
-  private settle(): void {
-    this.settled = true;
   }
 
   /** The consumer destroyed the answer before its end: the connection cannot be reused. */
